@@ -1,0 +1,117 @@
+"""Settings from environment variables, validated once at cold start.
+
+Every problem names the variable, so a misconfigured deployment answers 500 with a body a
+person can act on instead of failing obscurely on the first callback.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+from urllib.parse import urlsplit
+
+ACTIONS = ("tag",)
+MAX_CONCURRENCY = 64
+
+
+class ConfigError(ValueError):
+    def __init__(self, variable: str, reason: str):
+        super().__init__(f"{variable}: {reason}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A local address every COS and CI request is sent to (the emulator), Host kept virtual."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_id: str
+    secret_key: str
+    token: str | None = None
+    cos_endpoint: Endpoint | None = None
+    verify_mode: str = "auto"
+    action_verified: frozenset[str] = frozenset({"tag"})
+    action_failed: frozenset[str] = frozenset({"tag"})
+    concurrency: int = 16
+    max_body_bytes: int = 1 << 20
+    cos_timeout: float = 10.0
+    retry_after_seconds: int = 30
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+        return cls(
+            secret_id=_required(env, "TENCENTCLOUD_SECRETID"),
+            secret_key=_required(env, "TENCENTCLOUD_SECRETKEY"),
+            token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None,
+            cos_endpoint=_endpoint(env, "COS_ENDPOINT"),
+            verify_mode=_choice(env, "VERIFY_MODE", ("auto", "full"), "auto"),
+            action_verified=_actions(env, "ACTION_VERIFIED"),
+            action_failed=_actions(env, "ACTION_FAILED"),
+            concurrency=_integer(env, "CONCURRENCY", 16, 1, MAX_CONCURRENCY),
+            max_body_bytes=_integer(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
+            cos_timeout=float(_integer(env, "COS_TIMEOUT_SECONDS", 10, 1, 300)),
+            retry_after_seconds=_integer(env, "RETRY_AFTER_SECONDS", 30, 1, 3600),
+            log_level=_choice(env, "LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper(),
+        )
+
+
+def _value(env: Mapping[str, str], name: str) -> str:
+    return (env.get(name) or "").strip()
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = _value(env, name)
+    if not value:
+        raise ConfigError(name, "is not set (SCF sets it when the function has an execution role)")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = _value(env, name).lower() or default
+    if value not in allowed:
+        raise ConfigError(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = _value(env, name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(name, f"{raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(name, f"{value} is outside {low}..{high}")
+    return value
+
+
+def _actions(env: Mapping[str, str], name: str) -> frozenset[str]:
+    raw = _value(env, name).lower() or "tag"
+    if raw == "none":
+        return frozenset()
+    actions = frozenset(part.strip() for part in raw.split(",") if part.strip())
+    unknown = actions - set(ACTIONS)
+    if unknown or not actions:
+        raise ConfigError(name, f"{raw!r}: use {', '.join(ACTIONS)} or none")
+    return actions
+
+
+def _endpoint(env: Mapping[str, str], name: str) -> Endpoint | None:
+    raw = _value(env, name)
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or port == -1:
+        raise ConfigError(name, f"{raw!r} is not an address like http://127.0.0.1:9000")
+    return Endpoint(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80))

@@ -1,0 +1,54 @@
+"""The invocation's time budget, and retries that never outlive it.
+
+SCF's Python context has no remaining-time method; the deadline is derived from the
+moment the handler started and `time_limit_in_ms`.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, TypeVar
+
+from handlers.errors import TransientError
+
+T = TypeVar("T")
+
+LOCAL_BUDGET_SECONDS = 60.0  # when no SCF context says otherwise (local runs, tests)
+RESERVE_SECONDS = 1.0  # kept back to build and return the response
+
+
+@dataclass(frozen=True)
+class Deadline:
+    at: float  # time.monotonic() value
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any] | None, started: float | None = None) -> "Deadline":
+        started = time.monotonic() if started is None else started
+        try:
+            budget = float((context or {}).get("time_limit_in_ms")) / 1000.0
+        except (TypeError, ValueError):
+            budget = LOCAL_BUDGET_SECONDS
+        return cls(started + max(budget - RESERVE_SECONDS, 0.5))
+
+    @classmethod
+    def after(cls, seconds: float) -> "Deadline":
+        return cls(time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+
+def retrying(action: Callable[[], T], deadline: Deadline, attempt_seconds: float,
+             attempts: int = 4, base_delay: float = 0.2) -> T:
+    """Run `action`, retrying TransientError with jittered backoff while the budget allows a
+    whole further attempt (`attempt_seconds` is the worst case of one try)."""
+    for attempt in range(attempts):
+        try:
+            return action()
+        except TransientError:
+            delay = base_delay * (2 ** attempt) * random.uniform(0.5, 1.5)
+            if attempt == attempts - 1 or deadline.remaining() < delay + attempt_seconds:
+                raise
+            time.sleep(delay)
+    raise AssertionError("unreachable")

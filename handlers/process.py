@@ -1,0 +1,73 @@
+"""Run a callback's jobs: check every output in parallel, act on the verdicts, sum up.
+
+Per object the critical path is two round trips: HEAD (with the tag read beside it), then
+the tag write. Content hashing adds one streamed GET only when the ETag cannot decide.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Callable
+
+from handlers.actions import act, wants_tags
+from handlers.callback import output_objects
+from handlers.config import Settings
+from handlers.cos import ObjectStore
+from handlers.deadline import Deadline, retrying
+from handlers.models import Callback, Job, JobResult, ObjectResult, Outcome, OutputObject, Verdict
+from handlers.verify import check_object
+
+
+def outcome_of(job: Job, results: tuple[ObjectResult, ...]) -> Outcome:
+    if not job.succeeded:
+        return Outcome.FAILED_JOB
+    verdicts = {r.check.verdict for r in results}
+    if Verdict.ERROR in verdicts or any(r.error for r in results):
+        return Outcome.RETRY
+    if verdicts & {Verdict.MISMATCH, Verdict.MISSING}:
+        return Outcome.FAILED
+    if Verdict.VERIFIED in verdicts:
+        return Outcome.VERIFIED
+    return Outcome.SKIPPED
+
+
+class Processor:
+    """Owns the worker pools; one per warm container, reused across invocations."""
+
+    def __init__(self, settings: Settings, store: ObjectStore):
+        self._settings = settings
+        self._store = store
+        self._checks = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="check")
+        # Tag reads wait on nothing, so a pool of their own can never deadlock the checks.
+        self._tag_reads = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="tags")
+
+    def close(self) -> None:
+        self._checks.shutdown(wait=False)
+        self._tag_reads.shutdown(wait=False)
+
+    def run(self, callback: Callback, deadline: Deadline) -> list[JobResult]:
+        pending = []
+        for job in callback.jobs_detail:
+            targets = output_objects(job) if job.succeeded else ()
+            futures = [self._checks.submit(self._one, job, t, deadline) for t in targets]
+            pending.append((job, futures))
+        results = []
+        for job, futures in pending:
+            objects = tuple(f.result() for f in futures)
+            results.append(JobResult(job, outcome_of(job, objects), objects))
+        return results
+
+    def _one(self, job: Job, target: OutputObject, deadline: Deadline) -> ObjectResult:
+        settings = self._settings
+        tags: Future | None = None
+        if wants_tags(settings):
+            tags = self._tag_reads.submit(
+                retrying, lambda: self._store.tags(target), deadline, settings.cos_timeout)
+        end = job.end_time
+        check = check_object(target, self._store, settings.verify_mode, end, deadline, settings.cos_timeout)
+        return act(check, job.job_id, _result_of(tags), self._store, settings, deadline)
+
+
+def _result_of(future: Future | None) -> Callable[[], "dict[str, str] | None"]:
+    def read() -> "dict[str, str] | None":
+        return future.result() if future is not None else {}
+    return read

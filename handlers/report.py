@@ -1,0 +1,38 @@
+"""The response body: one entry per job, one per object (the contract in DESIGN.md)."""
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.models import JobResult, ObjectResult, Outcome
+
+
+def job_entry(result: JobResult) -> dict[str, Any]:
+    job = result.job
+    entry: dict[str, Any] = {"jobId": job.job_id, "tag": job.tag, "state": job.state,
+                             "outcome": result.outcome.value}
+    if result.outcome is Outcome.FAILED_JOB:
+        entry["code"] = job.code
+        entry["message"] = job.message
+    entry["objects"] = [object_entry(o) for o in result.objects]
+    return entry
+
+
+def object_entry(result: ObjectResult) -> dict[str, Any]:
+    check = result.check
+    entry: dict[str, Any] = {
+        "bucket": check.target.bucket,
+        "region": check.target.region,
+        "key": check.target.key,
+        "expectedMd5": check.target.expected_md5,
+        "verdict": check.verdict.value,
+        "method": check.method.value,
+        "actions": list(result.actions),
+    }
+    reasons = [r for r in (check.reason, *result.notes, result.error) if r]
+    if reasons:
+        entry["reason"] = "; ".join(reasons)
+    return entry
+
+
+def needs_retry(results: list[JobResult]) -> bool:
+    return any(r.outcome is Outcome.RETRY for r in results)

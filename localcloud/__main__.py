@@ -1,0 +1,27 @@
+"""python -m localcloud demo | run EVENT_FILE | samples"""
+import argparse
+import sys
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m localcloud", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("demo", help="run every sample event against a local COS emulator")
+    run = commands.add_parser("run", help="run one event file through index.main_handler, with the "
+                                          "environment as it is (COS_ENDPOINT unset: real COS)")
+    run.add_argument("event", help="path to an event JSON file, e.g. events/function-url-task-xml.json")
+    commands.add_parser("samples", help="rebuild events/*.json from tests/fixtures and events/objects")
+    args = parser.parse_args()
+    if args.command == "demo":
+        from localcloud.demo import main as demo
+        return demo()
+    if args.command == "samples":
+        from localcloud.samples import build_events
+        build_events()
+        return 0
+    from localcloud.runner import run_file
+    return run_file(args.event)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
