@@ -1,15 +1,16 @@
 """Transient COS failures end in a retryable answer; bad requests in a 4xx and no requests."""
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 import re
 import sys
+import time
 import tracemalloc
 
 import pytest
 
-from handlers.cos import ObjectStore
 from handlers.models import OutputObject
 from handlers.tags import VERIFY_TAG
 from tests.conftest import function_env, http_event, invoke, md5
@@ -85,7 +86,6 @@ def test_access_denied_is_not_retried(emulator, app):
 
 
 def test_retries_stop_within_the_time_budget(emulator, app):
-    import time
     emulator.put_object(BUCKET, "out/a", BODY)
     emulator.add_fault(method="HEAD", status=503, delay=0.3, times=None)
     started = time.monotonic()
@@ -110,14 +110,13 @@ def test_content_hashing_memory_stays_flat(emulator, app):
     size = 48 << 20
     chunk = bytes(range(256)) * 4096
     emulator.put_object(BUCKET, "out/big", (chunk for _ in range(size // len(chunk))), part_size=8 << 20)
-    store = ObjectStore(app.store._clients)
+    store = app.store
     target = OutputObject(BUCKET, REGION, "out/big", "0" * 32)
     state = store.head(target)
     tracemalloc.start()
     digest = store.content_md5(target, state.etag)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    import hashlib
     expected = hashlib.md5()
     for _ in range(size // len(chunk)):
         expected.update(chunk)

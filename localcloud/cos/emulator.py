@@ -1,0 +1,222 @@
+"""`CosEmulator`: the local COS + CI service, its lifecycle and direct (non-HTTP) state access."""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+import threading
+from os import PathLike
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Union
+
+from . import errors
+from .attributes import DEFAULT_CONTENT_TYPE, normalise_metadata
+from .auth import Credentials
+from .ci import CiApi, JobRegistry
+from .cos_api import CosApi
+from .faults import Fault, FaultInjector, RequestLog, RequestRecord
+from .server import EmulatorHttpServer, Services
+from .store import ObjectAttributes, Store, read_chunks
+
+DEFAULT_REGION = "ap-chongqing"
+
+Data = Union[bytes, bytearray, memoryview, str, PathLike, Iterable[bytes]]  # content, a file path, or chunks
+
+
+def _chunks_of(data: Data) -> Iterable[bytes]:
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return [bytes(data)]
+    if isinstance(data, (str, PathLike)):
+        return _file_chunks(Path(data))
+    return data
+
+
+def _file_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as source:
+        yield from read_chunks(source)
+
+
+class CosEmulator:
+    """Tencent COS's XML API and CI's job API on a local port, for the real cos-python-sdk-v5.
+
+    `root=None` keeps objects in a temporary directory removed by `stop()`.
+    """
+
+    def __init__(
+        self,
+        secret_id: str = "AKIDlocal",
+        secret_key: str = "local-secret",
+        token: str | None = None,
+        root: str | PathLike | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ):
+        self._own_root = root is None
+        self._root = Path(tempfile.mkdtemp(prefix="cos-emulator-")) if root is None else Path(root)
+        self._store = Store(self._root)
+        self._jobs = JobRegistry()
+        self._faults = FaultInjector()
+        self._log = RequestLog()
+        self._services = Services(
+            credentials=Credentials(secret_id, secret_key, token),
+            cos=CosApi(self._store), ci=CiApi(self._jobs), faults=self._faults, log=self._log,
+        )
+        self._address = (host, port)
+        self._server: EmulatorHttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------- lifecycle
+
+    def start(self) -> CosEmulator:
+        if self._server is not None:
+            return self
+        self._server = EmulatorHttpServer(self._address, self._services)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="cos-emulator", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.close_connections()
+            server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+        if self._own_root:
+            shutil.rmtree(self._root, ignore_errors=True)
+
+    def __enter__(self) -> CosEmulator:
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+    @property
+    def host(self) -> str:
+        return self._running().server_address[0]
+
+    @property
+    def port(self) -> int:
+        return self._running().server_address[1]
+
+    @property
+    def root(self) -> Path:
+        """The directory holding object files."""
+        return self._root
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def _running(self) -> EmulatorHttpServer:
+        if self._server is None:
+            raise RuntimeError("the COS emulator is not running: call start() first")
+        return self._server
+
+    # ---------------------------------------------------------- direct state
+
+    def create_bucket(self, bucket: str, region: str = DEFAULT_REGION) -> None:
+        self._store.create_bucket(bucket, region)
+
+    def put_object(
+        self,
+        bucket: str,
+        key: str,
+        data: Data,
+        content_type: str = DEFAULT_CONTENT_TYPE,
+        metadata: Mapping[str, str] | None = None,
+        part_size: int | None = None,
+        last_modified: float | None = None,
+    ) -> str:
+        """Store an object; returns its ETag without quotes. With part_size it looks multipart-uploaded."""
+        if part_size is not None and part_size < 1:
+            raise ValueError("part_size must be a positive byte count")
+        attributes = ObjectAttributes(content_type=content_type, metadata=normalise_metadata(metadata))
+        try:
+            stored = self._store.put(
+                bucket, key, _chunks_of(data), attributes, part_size=part_size, last_modified=last_modified,
+            )
+        except errors.CosError as error:
+            raise KeyError(f"{bucket}: {error.message}") from None
+        return stored.etag
+
+    def object_bytes(self, bucket: str, key: str) -> bytes | None:
+        try:
+            _, content = self._store.open(bucket, key)
+        except errors.CosError:
+            return None
+        with content:
+            return content.read()
+
+    def object_info(self, bucket: str, key: str) -> dict[str, Any] | None:
+        stored = self._store.find(bucket, key)
+        if stored is None:
+            return None
+        return {
+            "etag": stored.etag,
+            "size": stored.size,
+            "last_modified": stored.last_modified,
+            "content_type": stored.attributes.content_type,
+            "metadata": dict(stored.attributes.metadata),
+            "crc64": stored.crc64,
+        }
+
+    def tags(self, bucket: str, key: str) -> dict[str, str] | None:
+        stored = self._store.find(bucket, key)
+        return None if stored is None else dict(stored.tags)
+
+    def set_tags(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+        try:
+            self._store.set_tags(bucket, key, dict(tags))
+        except errors.CosError as error:
+            raise KeyError(f"{bucket}/{key}: {error.message}") from None
+
+    def keys(self, bucket: str, prefix: str = "") -> list[str]:
+        try:
+            return [stored.key for stored in self._store.list_objects(bucket, prefix)]
+        except errors.CosError as error:
+            raise KeyError(f"{bucket}: {error.message}") from None
+
+    # ------------------------------------------------------------------- CI
+
+    def register_job(self, bucket: str, jobs_detail: Mapping[str, Any]) -> None:
+        self._jobs.register(bucket, jobs_detail)
+
+    def load_jobs(self, path: str | PathLike) -> int:
+        return self._jobs.load(path)
+
+    # ---------------------------------------------------------------- faults
+
+    def add_fault(
+        self,
+        method: str | None = None,
+        key: str | re.Pattern[str] | None = None,
+        query: str | None = None,
+        service: str | None = "cos",
+        status: int | None = None,
+        code: str | None = None,
+        delay: float | None = None,
+        reset: bool = False,
+        truncate: int | None = None,
+        copy_error_body: bool = False,
+        times: int | None = 1,
+    ) -> Fault:
+        return self._faults.add(Fault(
+            method=method, key=key, query=query, service=service, status=status, code=code, delay=delay,
+            reset=reset, truncate=truncate, copy_error_body=copy_error_body, times=times,
+        ))
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    # ----------------------------------------------------------- request log
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return self._log.snapshot()
+
+    def clear_requests(self) -> None:
+        self._log.clear()

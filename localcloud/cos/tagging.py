@@ -1,0 +1,75 @@
+"""Object tag sets: COS's limits and the `<Tagging>` XML that carries them."""
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import xmltodict
+from xml.parsers.expat import ExpatError
+
+from . import errors
+
+MAX_TAGS = 10
+MAX_KEY_LENGTH = 127
+MAX_VALUE_LENGTH = 255
+_PUNCTUATION = set(" +-=._:/@")
+
+
+def _invalid_tag(message: str) -> errors.CosError:
+    return errors.CosError(400, "InvalidTag", message)
+
+
+def _has_only_allowed_characters(text: str) -> bool:
+    return all(char.isalnum() or char in _PUNCTUATION for char in text)
+
+
+def validate(pairs: list[tuple[str, str]]) -> dict[str, str]:
+    """The tag set as a dict, or InvalidTag naming the rule that was broken."""
+    if len(pairs) > MAX_TAGS:
+        raise _invalid_tag(f"An object can have at most {MAX_TAGS} tags; got {len(pairs)}.")
+    tags: dict[str, str] = {}
+    for key, value in pairs:
+        if not 1 <= len(key) <= MAX_KEY_LENGTH:
+            raise _invalid_tag(f"A tag key must be 1 to {MAX_KEY_LENGTH} characters long; got {len(key)}.")
+        if len(value) > MAX_VALUE_LENGTH:
+            raise _invalid_tag(f"A tag value must be at most {MAX_VALUE_LENGTH} characters long; got {len(value)}.")
+        if not _has_only_allowed_characters(key) or not _has_only_allowed_characters(value):
+            raise _invalid_tag(
+                "Tag keys and values may contain only letters, digits, spaces and + - = . _ : / @; "
+                f"got {key!r}={value!r}."
+            )
+        if key in tags:
+            raise _invalid_tag(f"Tag keys must be unique; {key!r} appears more than once.")
+        tags[key] = value
+    return tags
+
+
+def parse_xml(body: bytes) -> dict[str, str]:
+    try:
+        document = xmltodict.parse(body)
+    except ExpatError as exc:
+        raise errors.malformed_xml(f"The XML you provided was not well-formed: {exc}.") from None
+    tagging = document.get("Tagging") if isinstance(document, dict) else None
+    if not isinstance(tagging, dict) or "TagSet" not in tagging:
+        raise errors.malformed_xml("The XML you provided did not contain Tagging/TagSet.")
+    tag_set = tagging["TagSet"] or {}
+    if not isinstance(tag_set, dict):
+        raise errors.malformed_xml("TagSet must contain Tag elements.")
+    entries = tag_set.get("Tag") or []
+    if isinstance(entries, dict):
+        entries = [entries]
+    pairs = []
+    for entry in entries:
+        if not isinstance(entry, dict) or "Key" not in entry:
+            raise errors.malformed_xml("Every Tag needs a Key.")
+        pairs.append((entry.get("Key") or "", entry.get("Value") or ""))
+    return validate(pairs)
+
+
+def parse_header(value: str) -> dict[str, str]:
+    """The `x-cos-tagging: k1=v1&k2=v2` request header."""
+    return validate(parse_qsl(value, keep_blank_values=True))
+
+
+def to_xml(tags: dict[str, str]) -> bytes:
+    tag_set = {"Tag": [{"Key": key, "Value": value} for key, value in tags.items()]} if tags else None
+    return xmltodict.unparse({"Tagging": {"TagSet": tag_set}}).encode("utf-8")
