@@ -1,19 +1,18 @@
-"""Act on a verdict: tag the object (moves come with their own protocol)."""
+"""Act on a verdict: tag the object in place, or move it (handlers/moves.py)."""
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from typing import Callable
 
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Check, ObjectResult, OutputObject, Verdict
+from handlers.models import Check, ObjectResult, Verdict
+from handlers.moves import Mover, move
 from handlers.tags import plan_tags
 
 TagReader = Callable[[], "dict[str, str] | None"]
-
-
-class Tagger(Protocol):
-    def put_tags(self, target: OutputObject, tags: Mapping[str, str]) -> None: ...
+# Objects whose bytes were hashed (or matched by ETag) are the only ones ever moved.
+MOVABLE = frozenset({Verdict.VERIFIED, Verdict.MISMATCH})
 
 
 def actions_for(verdict: Verdict, settings: Settings) -> frozenset[str]:
@@ -27,14 +26,30 @@ def actions_for(verdict: Verdict, settings: Settings) -> frozenset[str]:
     return frozenset()
 
 
-def wants_tags(settings: Settings) -> bool:
-    return "tag" in settings.action_verified or "tag" in settings.action_failed
+def reads_tags(settings: Settings) -> bool:
+    """Tags are read beside the HEAD whenever an action may write them (a move carries them)."""
+    return bool(settings.action_verified | settings.action_failed)
 
 
-def act(check: Check, job_id: str, read_tags: TagReader, store: Tagger, settings: Settings,
+def movable(verdict: Verdict, settings: Settings) -> bool:
+    return verdict in MOVABLE and "move" in actions_for(verdict, settings)
+
+
+def tags_on(verdict: Verdict, settings: Settings) -> bool:
+    return "tag" in actions_for(verdict, settings)
+
+
+def act(check: Check, job_id: str, read_tags: TagReader, store: Mover, settings: Settings,
         deadline: Deadline) -> ObjectResult:
-    if "tag" not in actions_for(check.verdict, settings):
-        return ObjectResult(check)
+    if movable(check.verdict, settings):
+        return move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
+    if tags_on(check.verdict, settings):
+        return tag(check, job_id, read_tags, store, settings, deadline)
+    return ObjectResult(check)
+
+
+def tag(check: Check, job_id: str, read_tags: TagReader, store: Mover, settings: Settings,
+        deadline: Deadline) -> ObjectResult:
     try:
         existing = read_tags()
         if existing is None:
@@ -45,7 +60,7 @@ def act(check: Check, job_id: str, read_tags: TagReader, store: Tagger, settings
         if plan.tags is None:
             return ObjectResult(check, actions=("tag-skipped",), notes=(plan.skipped,))
         tags = plan.tags
-        retrying(lambda: store.put_tags(check.target, tags), deadline, settings.cos_timeout)
+        retrying(lambda: store.put_tags(check.target, tags), deadline)
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging failed: {exc}")
     return ObjectResult(check, actions=("tagged",))

@@ -19,7 +19,7 @@ class App:
     def __init__(self, settings: Settings):
         log.setup(settings.log_level)
         self.settings = settings
-        self.store = ObjectStore(Clients(settings))
+        self.store = ObjectStore(Clients(settings), settings)
         self.processor = Processor(settings, self.store)
 
     def close(self) -> None:

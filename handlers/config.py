@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
 
-ACTIONS = ("tag",)
+ACTIONS = ("tag", "move")
 MAX_CONCURRENCY = 64
+DESTINATION_FIELDS = ("key", "jobId", "bucket", "verdict")
 
 
 class ConfigError(ValueError):
@@ -37,6 +38,12 @@ class Settings:
     verify_mode: str = "auto"
     action_verified: frozenset[str] = frozenset({"tag"})
     action_failed: frozenset[str] = frozenset({"tag"})
+    verified_destination: str = "verified/{key}"
+    quarantine_destination: str = "quarantine/{key}"
+    verified_bucket: str = ""  # empty: the object's own bucket
+    quarantine_bucket: str = ""
+    multipart_copy_bytes: int = 5 << 30  # COS copies at most 5 GB in one request
+    copy_part_bytes: int = 512 << 20
     concurrency: int = 16
     max_body_bytes: int = 1 << 20
     cos_timeout: float = 10.0
@@ -53,6 +60,12 @@ class Settings:
             verify_mode=_choice(env, "VERIFY_MODE", ("auto", "full"), "auto"),
             action_verified=_actions(env, "ACTION_VERIFIED"),
             action_failed=_actions(env, "ACTION_FAILED"),
+            verified_destination=_destination(env, "VERIFIED_PREFIX", "verified/", "VERIFIED_BUCKET"),
+            quarantine_destination=_destination(env, "QUARANTINE_PREFIX", "quarantine/", "QUARANTINE_BUCKET"),
+            verified_bucket=_value(env, "VERIFIED_BUCKET"),
+            quarantine_bucket=_value(env, "QUARANTINE_BUCKET"),
+            multipart_copy_bytes=_integer(env, "MULTIPART_COPY_THRESHOLD_MB", 5120, 2, 5120) << 20,
+            copy_part_bytes=_integer(env, "COPY_PART_MB", 512, 1, 5120) << 20,
             concurrency=_integer(env, "CONCURRENCY", 16, 1, MAX_CONCURRENCY),
             max_body_bytes=_integer(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
             cos_timeout=float(_integer(env, "COS_TIMEOUT_SECONDS", 10, 1, 300)),
@@ -101,6 +114,22 @@ def _actions(env: Mapping[str, str], name: str) -> frozenset[str]:
     if unknown or not actions:
         raise ConfigError(name, f"{raw!r}: use {', '.join(ACTIONS)} or none")
     return actions
+
+
+def _destination(env: Mapping[str, str], name: str, default: str, bucket_variable: str) -> str:
+    """A prefix (`verified/`) or a template naming {key}; stored as a template."""
+    raw = env.get(name)
+    value = default if raw is None else raw.strip()
+    template = value if "{" in value else value + "{key}"
+    try:
+        probe = template.format(key="k", jobId="j", bucket="b", verdict="v")
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(name, f"{value!r} is not a template of {{{'}, {'.join(DESTINATION_FIELDS)}}}: {exc}") from None
+    if "{key}" not in template:
+        raise ConfigError(name, f"{value!r} must contain {{key}}, or every object would land on one key")
+    if probe == "k" and not _value(env, bucket_variable):
+        raise ConfigError(name, f"is empty and {bucket_variable} is not set: a move would land on the source itself")
+    return template
 
 
 def _endpoint(env: Mapping[str, str], name: str) -> Endpoint | None:

@@ -16,15 +16,19 @@ from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from handlers.config import Settings
-from handlers.errors import StorageError, TransientError
+from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline
+from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import ObjectState, OutputObject
 
 CHUNK_BYTES = 1 << 20
+# Headers that are the object's metadata: a multipart copy must set them again itself.
+_METADATA = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
 _RETRYABLE_CODES = {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"}
 
-# At DEBUG the SDK logs request headers, security token included; its failures reach our
-# own logs through StorageError anyway.
-logging.getLogger("qcloud_cos").setLevel(logging.ERROR)
+# At DEBUG the SDK logs request headers, security token included, and at ERROR every 4xx,
+# expected ones too (a missing object's tag read). Every failure reaches our own log and
+# response through TransientError/StorageError, so the SDK stays quiet.
+logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)
 
 
 class Clients:
@@ -37,27 +41,29 @@ class Clients:
         adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=pool)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
-        self._clients: dict[tuple[str, str], CosS3Client] = {}
+        self._clients: dict[tuple[str, str, int], CosS3Client] = {}
         self._lock = threading.Lock()
 
-    def cos(self, region: str) -> CosS3Client:
-        return self._client("cos", region)
+    def cos(self, region: str, timeout: int | None = None) -> CosS3Client:
+        return self._client("cos", region, timeout or int(self._settings.cos_timeout))
 
-    def ci(self, region: str) -> CosS3Client:
-        return self._client("ci", region)
+    def ci(self, region: str, timeout: int | None = None) -> CosS3Client:
+        return self._client("ci", region, timeout or int(self._settings.cos_timeout))
 
-    def _client(self, service: str, region: str) -> CosS3Client:
+    def _client(self, service: str, region: str, timeout: int) -> CosS3Client:
+        # The SDK fixes a client's timeout at construction; clients are cheap and share the
+        # session, so there is one per whole-second timeout the deadline calls for.
         with self._lock:
-            client = self._clients.get((service, region))
+            client = self._clients.get((service, region, timeout))
             if client is None:
-                client = CosS3Client(self._config(service, region), retry=0, session=self._session)
-                self._clients[(service, region)] = client
+                client = CosS3Client(self._config(service, region, timeout), retry=0, session=self._session)
+                self._clients[(service, region, timeout)] = client
             return client
 
-    def _config(self, service: str, region: str) -> CosConfig:
+    def _config(self, service: str, region: str, timeout: int) -> CosConfig:
         s = self._settings
         options = dict(Region=region, SecretId=s.secret_id, SecretKey=s.secret_key, Token=s.token,
-                       Timeout=s.cos_timeout, Scheme="https")
+                       Timeout=timeout, Scheme="https")
         if service == "ci":
             # With IP/Port set the SDK builds Host from Endpoint; name the CI service there.
             options["Endpoint"] = f"ci.{region}.myqcloud.com"
@@ -69,12 +75,27 @@ class Clients:
 class ObjectStore:
     """What verification and actions need from COS, nothing more."""
 
-    def __init__(self, clients: Clients):
+    def __init__(self, clients: Clients, settings: Settings, deadline: Deadline | None = None):
         self._clients = clients
+        self._settings = settings
+        self._deadline = deadline
+
+    def bound(self, deadline: Deadline) -> "ObjectStore":
+        """The same store, with every request's timeout capped by the time the invocation has left."""
+        return ObjectStore(self._clients, self._settings, deadline)
+
+    def _cos(self, region: str) -> CosS3Client:
+        timeout = int(self._settings.cos_timeout)
+        if self._deadline is not None:
+            left = self._deadline.remaining()
+            if left < MIN_ATTEMPT_SECONDS:
+                raise TransientError("the invocation's time is up; nothing more was sent")
+            timeout = max(1, min(timeout, int(left)))
+        return self._clients.cos(region, timeout)
 
     def head(self, target: OutputObject) -> ObjectState | None:
         try:
-            headers = self._clients.cos(target.region).head_object(Bucket=target.bucket, Key=target.key)
+            headers = self._cos(target.region).head_object(Bucket=target.bucket, Key=target.key)
         except (CosServiceError, CosClientError) as exc:
             if _status(exc) == 404:
                 return None  # no such key, or no such bucket: COS cannot tell them apart on HEAD
@@ -84,7 +105,7 @@ class ObjectStore:
     def content_md5(self, target: OutputObject, etag: str) -> str:
         """Stream the object through MD5; If-Match pins the version the HEAD saw."""
         try:
-            response = self._clients.cos(target.region).get_object(
+            response = self._cos(target.region).get_object(
                 Bucket=target.bucket, Key=target.key, IfMatch=f'"{etag}"')
         except (CosServiceError, CosClientError) as exc:
             if _status(exc) in (404, 412):
@@ -106,7 +127,7 @@ class ObjectStore:
     def tags(self, target: OutputObject) -> dict[str, str] | None:
         """The object's tags, or None when the object does not exist."""
         try:
-            data = self._clients.cos(target.region).get_object_tagging(Bucket=target.bucket, Key=target.key)
+            data = self._cos(target.region).get_object_tagging(Bucket=target.bucket, Key=target.key)
         except (CosServiceError, CosClientError) as exc:
             if _status(exc) == 404:
                 return None
@@ -117,9 +138,56 @@ class ObjectStore:
     def put_tags(self, target: OutputObject, tags: Mapping[str, str]) -> None:
         body = {"TagSet": {"Tag": [{"Key": k, "Value": v} for k, v in tags.items()]}}
         try:
-            self._clients.cos(target.region).put_object_tagging(Bucket=target.bucket, Key=target.key, Tagging=body)
+            self._cos(target.region).put_object_tagging(Bucket=target.bucket, Key=target.key, Tagging=body)
         except (CosServiceError, CosClientError) as exc:
             raise _translate(exc, "PUT tagging", target) from None
+
+    def copy(self, source: OutputObject, state: ObjectState, dest: OutputObject) -> None:
+        """Server-side copy of exactly the version `state` describes (If-Match on its ETag),
+        metadata included; objects past the multipart threshold are copied in parts."""
+        client = self._cos(dest.region)
+        copy_source = {"Bucket": source.bucket, "Key": source.key, "Region": source.region}
+        if_match = f'"{state.etag}"'
+        try:
+            if state.size < self._settings.multipart_copy_bytes:
+                client.copy_object(Bucket=dest.bucket, Key=dest.key, CopySource=copy_source,
+                                   CopyStatus="Copy", CopySourceIfMatch=if_match)
+            else:
+                self._copy_in_parts(client, copy_source, state, dest, if_match)
+        except (CosServiceError, CosClientError) as exc:
+            raise _translate(exc, "COPY", dest) from None
+
+    def _copy_in_parts(self, client: CosS3Client, copy_source: dict, state: ObjectState,
+                       dest: OutputObject, if_match: str) -> None:
+        headers = dict(state.metadata)
+        metadata = {k: v for k, v in headers.items() if k.startswith("x-cos-meta-")}
+        upload = client.create_multipart_upload(
+            Bucket=dest.bucket, Key=dest.key, Metadata=metadata,
+            **{_SDK_NAMES[k]: v for k, v in headers.items() if k in _SDK_NAMES})
+        upload_id = upload["UploadId"]
+        try:
+            parts = []
+            part_size = self._settings.copy_part_bytes
+            for number, start in enumerate(range(0, state.size, part_size), start=1):
+                end = min(start + part_size, state.size) - 1
+                result = client.upload_part_copy(
+                    Bucket=dest.bucket, Key=dest.key, PartNumber=number, UploadId=upload_id,
+                    CopySource=copy_source, CopySourceRange=f"bytes={start}-{end}", CopySourceIfMatch=if_match)
+                parts.append({"PartNumber": number, "ETag": result["ETag"]})
+            client.complete_multipart_upload(Bucket=dest.bucket, Key=dest.key, UploadId=upload_id,
+                                             MultipartUpload={"Part": parts})
+        except BaseException:
+            try:
+                client.abort_multipart_upload(Bucket=dest.bucket, Key=dest.key, UploadId=upload_id)
+            except (CosServiceError, CosClientError):
+                pass  # an unfinished upload holds no visible object; COS lifecycle rules reap it
+            raise
+
+    def delete(self, target: OutputObject) -> None:
+        try:
+            self._cos(target.region).delete_object(Bucket=target.bucket, Key=target.key)
+        except (CosServiceError, CosClientError) as exc:
+            raise _translate(exc, "DELETE", target) from None
 
 
 def _chunks(stream) -> Iterator[bytes]:
@@ -130,11 +198,20 @@ def _chunks(stream) -> Iterator[bytes]:
         yield chunk
 
 
+_SDK_NAMES = {"content-type": "ContentType", "cache-control": "CacheControl",
+              "content-disposition": "ContentDisposition", "content-encoding": "ContentEncoding",
+              "expires": "Expires"}
+
+
 def _state(headers: Mapping[str, str]) -> ObjectState:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    metadata = tuple(sorted((k, v) for k, v in lowered.items() if k in _METADATA or k.startswith("x-cos-meta-")))
     return ObjectState(
-        etag=headers.get("ETag", "").strip('"').lower(),
-        size=int(headers.get("Content-Length", 0)),
-        last_modified=parsedate_to_datetime(headers["Last-Modified"]),
+        etag=lowered.get("etag", "").strip('"').lower(),
+        size=int(lowered.get("content-length", 0)),
+        last_modified=parsedate_to_datetime(lowered["last-modified"]),
+        crc64=lowered.get("x-cos-hash-crc64ecma", ""),
+        metadata=metadata,
     )
 
 
@@ -152,4 +229,8 @@ def _translate(exc: Exception, operation: str, target: OutputObject) -> Exceptio
     # A copy can answer 200 with an error body; the SDK reports it as status 200.
     if status in (200, 429) or status >= 500 or code in _RETRYABLE_CODES:
         return TransientError(message)
+    if status == 404:
+        return NotFound(message)
+    if status == 412:
+        return PreconditionFailed(message)
     return StorageError(message)

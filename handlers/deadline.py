@@ -16,6 +16,9 @@ T = TypeVar("T")
 
 LOCAL_BUDGET_SECONDS = 60.0  # when no SCF context says otherwise (local runs, tests)
 RESERVE_SECONDS = 1.0  # kept back to build and return the response
+# Requests are given at most the time left (ObjectStore.bound), so an attempt can never
+# outlive the invocation; this is just the least time worth starting one with.
+MIN_ATTEMPT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,10 @@ class Deadline:
         return max(0.0, self.at - time.monotonic())
 
 
-def retrying(action: Callable[[], T], deadline: Deadline, attempt_seconds: float,
+def retrying(action: Callable[[], T], deadline: Deadline, attempt_seconds: float = MIN_ATTEMPT_SECONDS,
              attempts: int = 4, base_delay: float = 0.2) -> T:
-    """Run `action`, retrying TransientError with jittered backoff while the budget allows a
-    whole further attempt (`attempt_seconds` is the worst case of one try)."""
+    """Run `action`, retrying TransientError with jittered backoff while the budget leaves
+    at least `attempt_seconds` for a further try after the pause."""
     for attempt in range(attempts):
         try:
             return action()

@@ -7,3 +7,11 @@ class TransientError(Exception):
 
 class StorageError(Exception):
     """Retrying will not help (access denied, bad request): report it and stop."""
+
+
+class NotFound(StorageError):
+    """The object (or its bucket) does not exist."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional request found the object changed (If-Match failed)."""

@@ -215,11 +215,14 @@ class Outcome(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ObjectState:
-    """What a HEAD tells about an object: enough to decide without reading it."""
+    """What a HEAD tells about an object: enough to decide without reading it, and to carry
+    its metadata along when it is moved."""
 
     etag: str
     size: int
     last_modified: datetime
+    crc64: str = ""
+    metadata: tuple[tuple[str, str], ...] = ()  # Content-Type, x-cos-meta-*, ... as sent back
 
 
 @dataclass(frozen=True)
@@ -231,6 +234,7 @@ class Check:
     method: Method
     reason: str = ""
     state: ObjectState | None = None
+    content_md5: str | None = None  # when the content was hashed
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,21 @@
 """Run a callback's jobs: check every output in parallel, act on the verdicts, sum up.
 
 Per object the critical path is two round trips: HEAD (with the tag read beside it), then
-the tag write. Content hashing adds one streamed GET only when the ETag cannot decide.
+the tag write. Content hashing adds one streamed GET only when the ETag cannot decide; a
+move adds its own steps (handlers/moves.py).
 """
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable
 
-from handlers.actions import act, wants_tags
+from handlers.actions import act, movable, reads_tags, tags_on
 from handlers.callback import output_objects
 from handlers.config import Settings
 from handlers.cos import ObjectStore
 from handlers.deadline import Deadline, retrying
 from handlers.models import Callback, Job, JobResult, ObjectResult, Outcome, OutputObject, Verdict
+from handlers.moves import find_moved
 from handlers.verify import check_object
 
 
@@ -45,10 +47,11 @@ class Processor:
         self._tag_reads.shutdown(wait=False)
 
     def run(self, callback: Callback, deadline: Deadline) -> list[JobResult]:
+        store = self._store.bound(deadline)
         pending = []
         for job in callback.jobs_detail:
             targets = output_objects(job) if job.succeeded else ()
-            futures = [self._checks.submit(self._one, job, t, deadline) for t in targets]
+            futures = [self._checks.submit(self._one, job, t, store, deadline) for t in targets]
             pending.append((job, futures))
         results = []
         for job, futures in pending:
@@ -56,15 +59,20 @@ class Processor:
             results.append(JobResult(job, outcome_of(job, objects), objects))
         return results
 
-    def _one(self, job: Job, target: OutputObject, deadline: Deadline) -> ObjectResult:
+    def _one(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline) -> ObjectResult:
         settings = self._settings
         tags: Future | None = None
-        if wants_tags(settings):
+        if reads_tags(settings):
             tags = self._tag_reads.submit(
-                retrying, lambda: self._store.tags(target), deadline, settings.cos_timeout)
+                retrying, lambda: store.tags(target), deadline)
         end = job.end_time
-        check = check_object(target, self._store, settings.verify_mode, end, deadline, settings.cos_timeout)
-        return act(check, job.job_id, _result_of(tags), self._store, settings, deadline)
+        check = check_object(target, store, settings.verify_mode, end, deadline)
+        if check.verdict is Verdict.MISSING and target.expected_md5 is not None:
+            moved = find_moved(target, job.job_id, lambda v: tags_on(v, settings), lambda v: movable(v, settings),
+                               store, settings, deadline)
+            if moved is not None:
+                return moved  # an earlier delivery moved it: report what that delivery did
+        return act(check, job.job_id, _result_of(tags), store, settings, deadline)
 
 
 def _result_of(future: Future | None) -> Callable[[], "dict[str, str] | None"]:

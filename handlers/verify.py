@@ -36,16 +36,16 @@ def decide_without_content(target: OutputObject, state: ObjectState | None, mode
 
 def decide_by_content(target: OutputObject, state: ObjectState, md5: str, job_end: datetime | None) -> Check:
     if md5 == target.expected_md5:
-        return Check(target, Verdict.VERIFIED, Method.CONTENT, "", state)
+        return Check(target, Verdict.VERIFIED, Method.CONTENT, "", state, md5)
     if job_end is not None and state.last_modified > job_end + SUPERSEDED_AFTER:
         reason = (f"content MD5 {md5} differs, but the object was rewritten at "
                   f"{state.last_modified.isoformat()}, after the job ended: it belongs to a later job")
-        return Check(target, Verdict.SUPERSEDED, Method.CONTENT, reason, state)
-    return Check(target, Verdict.MISMATCH, Method.CONTENT, f"content MD5 is {md5}", state)
+        return Check(target, Verdict.SUPERSEDED, Method.CONTENT, reason, state, md5)
+    return Check(target, Verdict.MISMATCH, Method.CONTENT, f"content MD5 is {md5}", state, md5)
 
 
 def check_object(target: OutputObject, store: Inspector, mode: str, job_end: datetime | None,
-                 deadline: Deadline, attempt_seconds: float) -> Check:
+                 deadline: Deadline) -> Check:
     def inspect() -> Check:
         state = store.head(target)
         settled = decide_without_content(target, state, mode)
@@ -55,6 +55,6 @@ def check_object(target: OutputObject, store: Inspector, mode: str, job_end: dat
         return decide_by_content(target, state, store.content_md5(target, state.etag), job_end)
 
     try:
-        return retrying(inspect, deadline, attempt_seconds)
+        return retrying(inspect, deadline)
     except (TransientError, StorageError) as exc:
         return Check(target, Verdict.ERROR, Method.NONE, str(exc))

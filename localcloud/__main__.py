@@ -1,4 +1,4 @@
-"""python -m localcloud demo | run EVENT_FILE | samples"""
+"""python -m localcloud demo | run EVENT_FILE | samples | soak [--callbacks N]"""
 import argparse
 import sys
 
@@ -11,7 +11,14 @@ def main() -> int:
                                           "environment as it is (COS_ENDPOINT unset: real COS)")
     run.add_argument("event", help="path to an event JSON file, e.g. events/function-url-task-xml.json")
     commands.add_parser("samples", help="rebuild events/*.json from tests/fixtures and events/objects")
-    args = parser.parse_args()
+    commands.add_parser("soak", help="many callbacks with random faults and duplicate deliveries",
+                        add_help=False)
+    args, rest = parser.parse_known_args()
+    if args.command == "soak":
+        from localcloud.soak import main as soak
+        return soak(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":
         from localcloud.demo import main as demo
         return demo()

@@ -171,3 +171,13 @@ def test_misconfiguration_answers_500_naming_the_setting(emulator, monkeypatch):
     assert result["statusCode"] == 500 and body["setting"] == "CONCURRENCY"
     assert re.search(r"CONCURRENCY: 'lots' is not a whole number", body["error"])
     assert emulator.requests == []
+
+
+def test_a_hanging_request_is_cut_at_the_invocations_deadline(emulator, app):
+    emulator.put_object(BUCKET, "out/a", BODY)
+    emulator.add_fault(method="HEAD", delay=8, times=None)  # COS_TIMEOUT_SECONDS is 10
+    started = time.monotonic()
+    status, body, _ = invoke(app, one_object_event(), {"time_limit_in_ms": 3000})
+    elapsed = time.monotonic() - started
+    assert status == 503 and body["jobs"][0]["objects"][0]["verdict"] == "error"
+    assert elapsed < 3.0, f"the invocation ran {elapsed:.1f} s past a 3 s limit"

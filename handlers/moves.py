@@ -1,0 +1,155 @@
+"""Move an output without ever losing it, and finish or recognise earlier moves on replay.
+
+The protocol: make sure the destination is free (or already holds these bytes) → copy the
+exact version that was verified (If-Match on its ETag) → confirm the destination holds the
+same bytes → tag it → check the source is still that version → delete the source. At every
+instant the bytes exist at the source, the destination, or both. No database: the state of
+COS itself says how far an earlier delivery got.
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping, Protocol
+
+from handlers.config import Settings
+from handlers.deadline import Deadline, retrying
+from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
+from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
+from handlers.tags import plan_tags
+from handlers.verify import Inspector, check_object
+
+
+class Mover(Inspector, Protocol):
+    def copy(self, source: OutputObject, state: ObjectState, dest: OutputObject) -> None: ...
+    def delete(self, target: OutputObject) -> None: ...
+    def tags(self, target: OutputObject) -> dict[str, str] | None: ...
+    def put_tags(self, target: OutputObject, tags: Mapping[str, str]) -> None: ...
+
+
+def destination_for(target: OutputObject, verdict: Verdict, job_id: str, settings: Settings) -> OutputObject:
+    if verdict is Verdict.VERIFIED:
+        template, bucket = settings.verified_destination, settings.verified_bucket
+        expected = target.expected_md5
+    else:
+        template, bucket = settings.quarantine_destination, settings.quarantine_bucket
+        expected = None  # a quarantined object holds bytes other than CI's
+    key = template.format(key=target.key, jobId=job_id, bucket=target.bucket, verdict=verdict.value)
+    return OutputObject(bucket or target.bucket, target.region, key, expected)
+
+
+def holds_same_bytes(source: ObjectState, dest: ObjectState, content_md5: str | None) -> bool:
+    """Whether a copy holds the source's bytes, judged from two HEADs.
+
+    CRC-64 is what COS computes for every new object, whatever the upload; ETags only
+    compare when neither side is multipart, so the known content MD5 is the fallback."""
+    if source.size != dest.size:
+        return False
+    if source.crc64 and dest.crc64:
+        return source.crc64 == dest.crc64
+    return dest.etag == source.etag or (content_md5 is not None and dest.etag == content_md5)
+
+
+class MoveBlocked(Exception):
+    """The move cannot go on safely; the reason is reported and nothing more is done."""
+
+
+def move(check: Check, job_id: str, source_tags: Callable[[], "dict[str, str] | None"], tag: bool,
+         store: Mover, settings: Settings, deadline: Deadline) -> ObjectResult:
+    source, state = check.target, check.state
+    assert state is not None
+    dest = destination_for(source, check.verdict, job_id, settings)
+    if (dest.bucket, dest.key) == (source.bucket, source.key):
+        return ObjectResult(check, error=f"the {check.verdict.value} destination is the object itself; not moved")
+
+    def step(action):
+        return retrying(action, deadline)
+
+    try:
+        present = step(lambda: store.head(dest))
+        if present is not None and not holds_same_bytes(state, present, _known_md5(check)):
+            raise MoveBlocked(f"{dest.bucket}/{dest.key} already exists with other bytes; not overwritten")
+        if present is None:
+            try:
+                step(lambda: store.copy(source, state, dest))
+            except NotFound as missing:
+                # Another delivery may have finished this move between our HEAD and the copy.
+                return _already_moved(check, job_id, tag, store, settings, deadline) or ObjectResult(
+                    check, error=f"copy answered 404, the source or the destination bucket is missing: {missing}")
+            copied = step(lambda: store.head(dest))
+            if copied is None or not holds_same_bytes(state, copied, _known_md5(check)):
+                raise MoveBlocked(f"the copy at {dest.key} does not match the source; the source is kept")
+        actions, notes = [], []
+        # The user's tags travel with the object; ours join them when tagging is on.
+        wanted = source_tags() or {}
+        if tag:
+            plan = plan_tags(wanted, check.verdict.value, job_id)
+            wanted = dict(plan.tags) if plan.tags is not None else wanted
+            actions.append("tag-skipped" if plan.skipped else "tagged")
+            notes.extend([plan.skipped] if plan.skipped else [])
+        if wanted:
+            step(lambda: store.put_tags(dest, wanted))
+        now = step(lambda: store.head(source))
+        if now is not None and now.etag != state.etag:
+            raise MoveBlocked(f"{source.key} was rewritten after it was copied; the new version is left in place")
+        if now is not None:
+            step(lambda: store.delete(source))
+        actions.append(_moved(dest, source))
+        return ObjectResult(check, actions=tuple(actions), notes=tuple(notes))
+    except PreconditionFailed:
+        return ObjectResult(check, error=f"{source.key} changed while it was being moved; send the callback again")
+    except MoveBlocked as blocked:
+        return ObjectResult(check, error=str(blocked))
+    except (TransientError, StorageError) as exc:
+        return ObjectResult(check, error=f"move failed: {exc}")
+
+
+def find_moved(target: OutputObject, job_id: str, tag: Callable[[Verdict], bool], movable: Callable[[Verdict], bool],
+               store: Mover, settings: Settings, deadline: Deadline) -> ObjectResult | None:
+    """For an object missing at its key: the result of an earlier delivery that moved it,
+    or None when no destination holds it."""
+    for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
+        if not movable(verdict):
+            continue
+        found = _moved_result(target, verdict, job_id, tag(verdict), store, settings, deadline)
+        if found is not None:
+            return found
+    return None
+
+
+def _already_moved(check: Check, job_id: str, tag: bool, store: Mover, settings: Settings,
+                   deadline: Deadline) -> ObjectResult | None:
+    return _moved_result(check.target, check.verdict, job_id, tag, store, settings, deadline)
+
+
+def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool, store: Mover,
+                  settings: Settings, deadline: Deadline) -> ObjectResult | None:
+    dest = destination_for(target, verdict, job_id, settings)
+    # The verified destination must hash to CI's MD5; the quarantine must hash to anything else.
+    probe = OutputObject(dest.bucket, dest.region, dest.key, target.expected_md5)
+    mode = "auto" if verdict is Verdict.VERIFIED else "full"
+    found = check_object(probe, store, mode, None, deadline)
+    if found.verdict is not verdict:
+        return None
+    check = Check(target, verdict, found.method, found.reason, found.state, found.content_md5)
+    actions = []
+    try:
+        if tag:
+            existing = retrying(lambda: store.tags(dest), deadline) or {}
+            plan = plan_tags(existing, verdict.value, job_id)
+            if plan.tags is not None:
+                retrying(lambda: store.put_tags(dest, dict(plan.tags)), deadline)
+            actions.append("tagged" if plan.tags is not None or plan.done else "tag-skipped")
+    except (TransientError, StorageError) as exc:
+        return ObjectResult(check, error=f"tagging the moved object failed: {exc}")
+    actions.append(_moved(dest, target))
+    return ObjectResult(check, actions=tuple(actions))
+
+
+def _known_md5(check: Check) -> str | None:
+    if check.content_md5 is not None:
+        return check.content_md5
+    return check.target.expected_md5 if check.method is Method.ETAG else None
+
+
+def _moved(dest: OutputObject, source: OutputObject) -> str:
+    where = dest.key if dest.bucket == source.bucket else f"{dest.bucket}/{dest.key}"
+    return f"moved:{where}"
