@@ -2,13 +2,20 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import xmltodict
 from xml.parsers.expat import ExpatError
 
 from handlers.models import Callback, Job, OutputObject
-from handlers.nodes import MalformedCallback, build
+from handlers.nodes import MalformedCallback, build, object_key
+
+MAX_NESTING = 64  # CI's deepest documented element is about 10 levels down
+# COS names go into request URLs and Host headers: nothing else may pass.
+_BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?-[0-9]{1,20}")
+_REGION = re.compile(r"[a-z]{2,10}(?:-[a-z0-9]{1,20}){1,3}")
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # it goes into CI's URL and into the ci-job tag
 
 __all__ = ["MalformedCallback", "parse_callback", "output_objects", "body_format"]
 
@@ -35,9 +42,31 @@ def parse_callback(body: bytes) -> Callback:
     callback = build(Callback, tree, "Response")
     if not callback.jobs_detail:
         raise MalformedCallback("Response.JobsDetail is missing: no job to check")
-    for job in callback.jobs_detail:
+    for i, job in enumerate(callback.jobs_detail):
+        _check_names(job, f"Response.JobsDetail[{i}]")
         output_objects(job)  # refuse contradictory output lists now, before any request
     return callback
+
+
+def _check_names(job: Job, path: str) -> None:
+    if not _JOB_ID.fullmatch(job.job_id):
+        raise MalformedCallback(f"{path}.JobId: {job.job_id[:64]!r} is not a CI job id (letters, digits, - and _)")
+    places = []  # (where, bucket, region)
+    if job.input is not None:
+        places.append(("Input", job.input.bucket_id, job.input.region))
+    operation = job.operation
+    if operation is not None and operation.output is not None:
+        places.append(("Operation.Output", operation.output.bucket, operation.output.region))
+    if operation is not None and operation.media_result is not None:
+        places += [(f"Operation.MediaResult.OutputFile[{i}]", output.bucket, output.region)
+                   for i, output in enumerate(operation.media_result.output_file)]
+    for where, bucket, region in places:
+        bucket_field = "Input.BucketId" if where == "Input" else f"{where}.Bucket"
+        if bucket and not _BUCKET.fullmatch(bucket):
+            raise MalformedCallback(f"{path}.{bucket_field}: {bucket[:64]!r} is not a bucket name like "
+                                    "examplebucket-1250000000")
+        if region and not _REGION.fullmatch(region):
+            raise MalformedCallback(f"{path}.{where}.Region: {region[:64]!r} is not a region like ap-chongqing")
 
 
 def _parse_xml(text: str) -> Any:
@@ -45,7 +74,7 @@ def _parse_xml(text: str) -> Any:
     if "<!DOCTYPE" in text or "<!ENTITY" in text:
         raise MalformedCallback("DOCTYPE and ENTITY declarations are not accepted")
     try:
-        doc = xmltodict.parse(text, disable_entities=True)
+        doc = xmltodict.parse(text, disable_entities=True, postprocessor=_bounded_nesting)
     except ExpatError as exc:
         raise MalformedCallback(f"the body is not well-formed XML: {exc}") from None
     if "Response" not in doc:
@@ -60,9 +89,27 @@ def _parse_json(text: str) -> Any:
         raise MalformedCallback(f"the body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise MalformedCallback("the JSON body must be an object")
+    _check_json_nesting(doc)
     if set(doc) == {"Response"}:
         doc = doc["Response"]
     return doc
+
+
+def _bounded_nesting(path: list, key: str, value: Any) -> tuple[str, Any]:
+    """xmltodict calls this as each element closes, with the element's ancestors in `path`."""
+    if len(path) > MAX_NESTING:
+        raise MalformedCallback(f"the XML nests elements more than {MAX_NESTING} levels deep")
+    return key, value
+
+
+def _check_json_nesting(doc: Any) -> None:
+    pending = [(doc, 1)]  # a stack, not recursion: the depth is what is being checked
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_NESTING:
+            raise MalformedCallback(f"the JSON nests objects and arrays more than {MAX_NESTING} levels deep")
+        children = node.values() if isinstance(node, dict) else node
+        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
 
 
 def output_objects(job: Job) -> tuple[OutputObject, ...]:
@@ -87,6 +134,13 @@ def output_objects(job: Job) -> tuple[OutputObject, ...]:
             if known.expected_md5 != info.md5:
                 raise MalformedCallback(f"job {job.job_id}: two different MD5s for {info.object_name!r}")
         for name in output.object_name:
-            key = output.object_prefix + name if output.object_prefix else name
+            key = _joined_key(output.object_prefix, name, f"job {job.job_id}: OutputFile.ObjectName")
             objects.setdefault((bucket, key), OutputObject(bucket, region, key, None))
     return tuple(objects.values())
+
+
+def _joined_key(prefix: str, name: str, where: str) -> str:
+    """Each part was checked alone; together they can still form '..' (`a/.` + `./b`)."""
+    if not name:  # whitespace only: it would name the prefix itself, or nothing
+        raise MalformedCallback(f"{where}: an empty name")
+    return object_key(prefix + name if prefix else name, where)

@@ -5,6 +5,7 @@ person can act on instead of failing obscurely on the first callback.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping
 from urllib.parse import urlsplit
@@ -49,6 +50,11 @@ class Settings:
     cos_timeout: float = 10.0
     retry_after_seconds: int = 30
     log_level: str = "INFO"
+    callback_tokens: tuple[str, ...] = ()  # empty: every callback is refused, unless allow_unauthenticated
+    allow_unauthenticated: bool = False
+    allowed_buckets: frozenset[str] = frozenset()  # empty: not configured; {"*"}: every bucket
+    allowed_prefixes: tuple[str, ...] = ()  # empty: every key
+    verify_with_ci: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -71,6 +77,11 @@ class Settings:
             cos_timeout=float(_integer(env, "COS_TIMEOUT_SECONDS", 10, 1, 300)),
             retry_after_seconds=_integer(env, "RETRY_AFTER_SECONDS", 30, 1, 3600),
             log_level=_choice(env, "LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper(),
+            callback_tokens=_tokens(env, "CALLBACK_TOKEN"),
+            allow_unauthenticated=_flag(env, "ALLOW_UNAUTHENTICATED", False),
+            allowed_buckets=_buckets(env, "ALLOWED_BUCKETS"),
+            allowed_prefixes=_prefixes(env, "ALLOWED_PREFIXES"),
+            verify_with_ci=_flag(env, "VERIFY_WITH_CI", True),
         )
 
 
@@ -144,3 +155,52 @@ def _endpoint(env: Mapping[str, str], name: str) -> Endpoint | None:
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or port == -1:
         raise ConfigError(name, f"{raw!r} is not an address like http://127.0.0.1:9000")
     return Endpoint(parts.scheme, parts.hostname, port or (443 if parts.scheme == "https" else 80))
+
+
+# --- callback security (CALLBACK_TOKEN, ALLOWED_BUCKETS, ...) ----------------------------
+
+ANY_BUCKET = "*"
+MIN_TOKEN_LENGTH = 8
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved URL characters: a token goes into the URL as is
+_BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[0-9]+")  # <name>-<appid>
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _items(env: Mapping[str, str], name: str) -> list[str]:
+    return [part.strip() for part in _value(env, name).split(",") if part.strip()]
+
+
+def _tokens(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    tokens = _items(env, name)
+    for token in tokens:
+        if len(token) < MIN_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+            # Never echo the value: it is a secret, and this message is logged and answered.
+            raise ConfigError(name, f"each token needs at least {MIN_TOKEN_LENGTH} characters from "
+                                    "A-Z a-z 0-9 . _ ~ - (a token goes into the callback URL as is)")
+    return tuple(tokens)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = _value(env, name).lower()
+    if not raw:
+        return default
+    if raw not in _TRUE + _FALSE:
+        raise ConfigError(name, f"{raw!r} is not true or false")
+    return raw in _TRUE
+
+
+def _buckets(env: Mapping[str, str], name: str) -> frozenset[str]:
+    buckets = _items(env, name)
+    if ANY_BUCKET in buckets and len(buckets) > 1:
+        raise ConfigError(name, f"'{ANY_BUCKET}' allows every bucket: write it alone, or list bucket names")
+    for bucket in buckets:
+        if bucket != ANY_BUCKET and not _BUCKET.fullmatch(bucket):
+            raise ConfigError(name, f"{bucket!r} is not a bucket name like examplebucket-1250000000")
+    return frozenset(buckets)
+
+
+def _prefixes(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    prefixes = tuple(part.lstrip("/") for part in _items(env, name))
+    if any(not prefix for prefix in prefixes):
+        raise ConfigError(name, "'/' alone would allow every key: leave the variable unset instead")
+    return prefixes

@@ -34,12 +34,13 @@ def is_http_event(event: Any) -> bool:
 
 def request_from_event(event: Mapping[str, Any]) -> HttpRequest:
     """Read a Function URL event, or the API Gateway shape (legacy, or a gateway that forwards it)."""
-    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    headers = {str(k).lower(): _first(v) for k, v in _mapping(event, "headers").items()}
     query: dict[str, str] = {}
     for source in ("queryStringParameters", "queryString"):
-        for key, value in (event.get(source) or {}).items():
+        for key, value in _mapping(event, source).items():
             query.setdefault(str(key), _first(value))
-    context = event.get("requestContext") or {}
+    context = event.get("requestContext")
+    context = context if isinstance(context, dict) else {}
     return HttpRequest(
         method=str(event.get("httpMethod") or "").upper(),
         path=str(event.get("path") or "/"),
@@ -48,6 +49,15 @@ def request_from_event(event: Mapping[str, Any]) -> HttpRequest:
         body=_body(event),
         source_ip=str(context.get("sourceIp") or headers.get("x-forwarded-for", "")),
     )
+
+
+def _mapping(event: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = event.get(name)
+    if not value:
+        return {}
+    if not isinstance(value, dict):
+        raise HttpError(400, f"the event's {name} is a {type(value).__name__}, not an object")
+    return value
 
 
 def _first(value: Any) -> str:
@@ -60,7 +70,12 @@ def _body(event: Mapping[str, Any]) -> bytes:
     body = event.get("body")
     if body is None:
         return b""
-    raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+    if isinstance(body, str):
+        raw = body.encode("utf-8", "surrogatepass")  # a lone surrogate is the parser's to refuse
+    elif isinstance(body, (bytes, bytearray)):
+        raw = bytes(body)
+    else:  # bytes(n) of a number would allocate n bytes
+        raise HttpError(400, f"the event's body is a {type(body).__name__}, not text")
     if event.get("isBase64Encoded") in (True, "true", "True"):
         try:
             return base64.b64decode(raw, validate=True)

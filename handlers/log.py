@@ -1,15 +1,29 @@
-"""One JSON object per line, so CLS can index every field (request id, job, key, verdict...)."""
+"""One JSON object per line, so CLS can index every field (request id, job, key, verdict...).
+
+Known secret values (the SecretKey, the session token, the callback tokens) are replaced in
+every line as it is written: code that never logs them is the first defence, this the last.
+The COS SDK's own logger writes through the same formatter.
+"""
 from __future__ import annotations
 
 import contextvars
 import json
 import logging
 import sys
+import threading
 import time
-from typing import Any
+from typing import Any, Iterable
+from urllib.parse import quote
+
+REDACTED = "[redacted]"
+MIN_SECRET_LENGTH = 6  # shorter values would blot out ordinary words, and are no secret anyway
+SDK_LOGGER = "qcloud_cos"
 
 _request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
-_logger = logging.getLogger("ci_callback_verifier")
+LOGGER_NAME = "ci_callback_verifier"
+_logger = logging.getLogger(LOGGER_NAME)
+_secret_forms: tuple[str, ...] = ()
+_secrets_lock = threading.Lock()
 
 
 class JsonFormatter(logging.Formatter):
@@ -22,10 +36,30 @@ class JsonFormatter(logging.Formatter):
         request_id = _request_id.get()
         if request_id:
             entry["requestId"] = request_id
+        if record.name != _logger.name:
+            entry["logger"] = record.name
         entry.update(getattr(record, "fields", {}))
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        return redact(json.dumps(entry, ensure_ascii=False, default=str))
+
+
+def redact(line: str) -> str:
+    for form in _secret_forms:
+        line = line.replace(form, REDACTED)
+    return line
+
+
+def register_secrets(values: Iterable[str | None]) -> None:
+    """Add values no log line may show, in every form a line could carry them: as they are,
+    escaped inside a JSON string, and percent-encoded in a URL."""
+    global _secret_forms
+    with _secrets_lock:
+        forms = set(_secret_forms)
+        for value in values:
+            if value and len(value) >= MIN_SECRET_LENGTH:
+                forms.update((value, json.dumps(value, ensure_ascii=False)[1:-1], quote(value, safe="")))
+        _secret_forms = tuple(sorted(forms, key=len, reverse=True))  # a longer secret may contain a shorter
 
 
 class _StdoutHandler(logging.StreamHandler):
@@ -36,13 +70,15 @@ class _StdoutHandler(logging.StreamHandler):
         super().emit(record)
 
 
-def setup(level: str = "INFO") -> None:
-    if not any(isinstance(h, _StdoutHandler) for h in _logger.handlers):
-        handler = _StdoutHandler(sys.stdout)
-        handler.setFormatter(JsonFormatter())
-        _logger.addHandler(handler)
-    _logger.setLevel(level)
-    _logger.propagate = False
+def setup(level: str = "INFO", secrets: Iterable[str | None] = ()) -> None:
+    register_secrets(secrets)
+    for logger in (_logger, logging.getLogger(SDK_LOGGER)):
+        if not any(isinstance(h, _StdoutHandler) for h in logger.handlers):
+            handler = _StdoutHandler(sys.stdout)
+            handler.setFormatter(JsonFormatter())
+            logger.addHandler(handler)
+        logger.propagate = False  # the root logger's handlers (the runtime's) would not redact
+    _logger.setLevel(level)  # the SDK keeps the level handlers/cos.py gives it
 
 
 def bind_request(request_id: str) -> None:

@@ -16,7 +16,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1 and the Unicode line breaks
+MAX_KEY_BYTES = 850  # COS refuses longer keys, so CI cannot have written one
 # CI runs in China; a time without an offset is read as Beijing time.
 _CHINA = timezone(timedelta(hours=8))
 _KIND_NAMES = {int: "an integer", float: "a number"}
@@ -38,15 +39,24 @@ def as_list(raw: Any) -> list[Any]:
 def text(raw: Any, path: str) -> str:
     if raw is None:
         return ""
+    if isinstance(raw, dict) and "#text" in raw:  # an element with attributes
+        raw = raw["#text"]
     if isinstance(raw, str):
-        return raw.strip()
+        return _unicode(raw.strip(), path)
     if isinstance(raw, bool):
         raise MalformedCallback(f"{path}: expected text, got {raw!r}")
     if isinstance(raw, (int, float)):
         return str(raw)
-    if isinstance(raw, dict) and "#text" in raw:  # an element with attributes
-        return text(raw["#text"], path)
     raise MalformedCallback(f"{path}: expected text, got {type(raw).__name__}")
+
+
+def _unicode(value: str, path: str) -> str:
+    # JSON's \ud800 escapes decode to lone surrogates, which no URL, header or log line can carry.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MalformedCallback(f"{path}: the text is not valid Unicode (a lone surrogate)") from None
+    return value
 
 
 def md5_hex(value: str, path: str) -> str:
@@ -66,6 +76,8 @@ def object_key(value: str, path: str) -> str:
         raise MalformedCallback(f"{path}: key {key[:64]!r} contains control characters")
     if ".." in key.split("/"):
         raise MalformedCallback(f"{path}: key {key[:64]!r} contains a '..' segment")
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
+        raise MalformedCallback(f"{path}: key {key[:64]!r}... is longer than COS allows ({MAX_KEY_BYTES} bytes)")
     return key
 
 

@@ -14,6 +14,8 @@ import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import xmltodict
+
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "events"
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -21,6 +23,8 @@ OBJECTS = HERE / "objects"
 DOC_MD5 = {"output/audio.mp3": "3b883c0462ba845acdf3eb7e30db1a1c",
            "output/backgroud.mp3": "62de6bb513d6105eeeb1a6ab0077cb5a"}
 FUNCTION_URL_HOST = "1250000000-abcdefgh-ap-chongqing.scf.tencentcs.com"
+# The demo's CALLBACK_TOKEN: CI calls the callback URL `https://<function-url>/?token=demo-token`.
+DEMO_TOKEN = "demo-token"
 
 
 def md5_of(key: str) -> str:
@@ -65,6 +69,24 @@ def restamp_event(event: dict) -> dict:
     return {**event, "body": restamp(event["body"])}
 
 
+def event_body(event: dict) -> str:
+    body = event["body"]
+    return base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
+
+
+def ci_jobs(event: dict) -> list[tuple[str, dict]]:
+    """(input bucket, JobsDetail) for every job a sample callback reports: what CI's job API
+    would answer for it, so the function's cross-check with CI finds each job as reported."""
+    body = event_body(event).strip()
+    if body.startswith("<"):
+        details = xmltodict.parse(body)["Response"]["JobsDetail"]
+    else:
+        doc = json.loads(body)
+        details = doc.get("Response", doc)["JobsDetail"]
+    details = details if isinstance(details, list) else [details]
+    return [(detail["Input"]["BucketId"], detail) for detail in details]
+
+
 def manifest() -> list[dict]:
     return json.loads((OBJECTS / "manifest.json").read_text())
 
@@ -76,7 +98,7 @@ def function_url_event(body: str, content_type: str, query: dict | None = None) 
                     "user-agent": "Tencent-CI-Callback", "content-length": str(len(body.encode()))},
         "httpMethod": "POST",
         "path": "/",
-        "queryString": query or {},
+        "queryString": {"token": DEMO_TOKEN} if query is None else query,
     }
 
 
@@ -90,11 +112,11 @@ def api_gateway_event(body: str, content_type: str) -> dict:
         "body": encoded,
         "isBase64Encoded": True,
         "pathParameters": {},
-        "queryStringParameters": {},
+        "queryStringParameters": {"token": DEMO_TOKEN},
         "headerParameters": {},
         "stageVariables": {"stage": "release"},
         "path": "/ci/callback",
-        "queryString": {},
+        "queryString": {"token": DEMO_TOKEN},
         "httpMethod": "POST",
     }
 

@@ -1,0 +1,163 @@
+"""Read a job back from CI before acting on a callback about it.
+
+CI signs nothing it posts: a callback is a claim. Before a claimed success makes the function
+touch storage, CI's own API (`GET /jobs/<ids>` on `<bucket>.ci.<region>.myqcloud.com`) must
+know the job, report it as Success, and list the same outputs with the same MD5s. The job CI
+reports is then the one that is verified, so every MD5 the function trusts comes from CI.
+
+Jobs that cause no storage request (failed, cancelled, or without outputs) are not looked up:
+forging one achieves nothing but an answer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+from handlers.callback import output_objects
+from handlers.cos import Clients
+from handlers.deadline import Deadline, retrying
+from handlers.errors import StorageError, TransientError
+from handlers.models import Callback, Job, OutputObject
+from handlers.nodes import MalformedCallback, as_list, build
+
+MAX_IDS_PER_REQUEST = 10  # CI's documented limit for one DescribeMediaJob call
+
+
+class JobNotConfirmed(Exception):
+    """CI does not vouch for the job as the callback describes it."""
+
+
+class CiUnavailable(Exception):
+    """CI could not be asked, or its answer could not be read: try again later."""
+
+
+@dataclass(frozen=True)
+class CiAnswer:
+    jobs: Mapping[str, Job]  # by JobId
+    missing: frozenset[str]  # NonExistJobIds
+
+
+Lookup = Callable[[str, str, tuple[str, ...]], CiAnswer]  # (bucket, region, job ids)
+
+
+# --- pure -------------------------------------------------------------------------------
+
+def needs_confirmation(job: Job) -> bool:
+    return job.succeeded and bool(output_objects(job))
+
+
+def disagreement(claimed: Job, reported: Job | None) -> str | None:
+    """Why CI's account of the job does not back the callback's; None when it does."""
+    if reported is None:
+        return f"job {claimed.job_id} is unknown to CI"
+    if not reported.succeeded:
+        return f"CI reports job {claimed.job_id} as {reported.state or 'without a state'}, not Success"
+    ours, theirs = set(output_objects(claimed)), set(output_objects(reported))
+    if ours != theirs:
+        return (f"job {claimed.job_id}: the callback's outputs differ from CI's "
+                f"(only in the callback: {_describe(ours - theirs)}; only at CI: {_describe(theirs - ours)})")
+    return None
+
+
+def _describe(objects: set[OutputObject]) -> str:
+    if not objects:
+        return "none"
+    shown = sorted(f"{o.bucket}/{o.key}={o.expected_md5 or 'no MD5'}" for o in objects)
+    return ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+
+
+def answer_from(data: Any) -> CiAnswer:
+    """Read the SDK's dict of a DescribeMediaJob answer with the callback's own model builder.
+
+    The SDK's xml_to_dict is not xmltodict: a single JobsDetail is a dict (its caller wraps it
+    in a list), an empty element is None, and `<Response/>` comes back as {"Response": None}.
+    """
+    if not isinstance(data, dict):
+        raise MalformedCallback(f"expected an element with children, got {type(data).__name__}")
+    jobs = {}
+    for i, node in enumerate(as_list(data.get("JobsDetail"))):
+        job = build(Job, node, f"CI.JobsDetail[{i}]")
+        output_objects(job)  # contradictions in CI's own answer surface here, not as the callback's fault
+        jobs[job.job_id] = job
+    missing = set()
+    for entry in as_list(data.get("NonExistJobIds")):
+        if not isinstance(entry, str):
+            raise MalformedCallback(f"CI.NonExistJobIds: expected text, got {type(entry).__name__}")
+        missing.update(part.strip() for part in entry.split(",") if part.strip())
+    return CiAnswer(jobs, frozenset(missing))
+
+
+# --- the look-up --------------------------------------------------------------------------
+
+def confirmed(callback: Callback, lookup: Lookup, deadline: Deadline, attempt_seconds: float) -> Callback:
+    """The callback with every job that would touch storage replaced by CI's account of it.
+
+    Raises JobNotConfirmed (the caller answers 403), CiUnavailable (503), or MalformedCallback
+    when a job gives no input bucket to look it up in (400).
+    """
+    pending = [job for job in callback.jobs_detail if needs_confirmation(job)]
+    if not pending:
+        return callback
+    reported: dict[str, Job] = {}
+    for (bucket, region), ids in _by_bucket(pending).items():
+        for start in range(0, len(ids), MAX_IDS_PER_REQUEST):
+            chunk = ids[start:start + MAX_IDS_PER_REQUEST]
+            answer = _ask(lookup, bucket, region, chunk, deadline, attempt_seconds)
+            reported.update((job_id, answer.jobs[job_id]) for job_id in chunk if job_id in answer.jobs)
+    for job in pending:
+        problem = disagreement(job, reported.get(job.job_id))
+        if problem:
+            raise JobNotConfirmed(problem)
+    return Callback(callback.event_name, tuple(
+        reported[job.job_id] if needs_confirmation(job) else job for job in callback.jobs_detail))
+
+
+def _by_bucket(jobs: list[Job]) -> dict[tuple[str, str], tuple[str, ...]]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for job in jobs:
+        source = job.input
+        if source is None or not source.bucket_id or not source.region:
+            raise MalformedCallback(f"job {job.job_id}: Input.BucketId and Input.Region are needed to read the "
+                                    "job back from CI")
+        ids = groups.setdefault((source.bucket_id, source.region), [])
+        if job.job_id not in ids:
+            ids.append(job.job_id)
+    return {where: tuple(ids) for where, ids in groups.items()}
+
+
+def _ask(lookup: Lookup, bucket: str, region: str, ids: tuple[str, ...], deadline: Deadline,
+         attempt_seconds: float) -> CiAnswer:
+    try:
+        return retrying(lambda: lookup(bucket, region, ids), deadline, attempt_seconds)
+    except TransientError as exc:
+        raise CiUnavailable(f"CI's job API did not answer: {exc}") from None
+    except StorageError as exc:
+        raise CiUnavailable(f"CI refused to describe the job: {exc}") from None
+    except MalformedCallback as exc:
+        raise CiUnavailable(f"CI's description of the job could not be read: {exc}") from None
+
+
+class CiJobs:
+    """The adapter: DescribeMediaJob through the SDK's CI client, failures sorted into kinds."""
+
+    def __init__(self, clients: Clients):
+        self._clients = clients
+
+    def describe(self, bucket: str, region: str, job_ids: tuple[str, ...]) -> CiAnswer:
+        where = f"GET /jobs/{','.join(job_ids)} on {bucket}"
+        try:
+            data = self._clients.ci(region).ci_get_media_jobs(Bucket=bucket, JobIDs=",".join(job_ids))
+        except CosClientError as exc:
+            raise TransientError(f"{where}: {exc.get_message() if hasattr(exc, 'get_message') else exc}") from None
+        except CosServiceError as exc:
+            status, code = exc.get_status_code(), exc.get_error_code() or ""
+            if status == 404:
+                return CiAnswer({}, frozenset(job_ids))  # no such bucket at CI: it cannot know the job
+            message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
+            if status == 429 or status >= 500:
+                raise TransientError(message) from None
+            raise StorageError(message + " (the execution role needs ci:DescribeMediaJob)"
+                               if status == 403 else message) from None
+        return answer_from(data)
