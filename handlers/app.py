@@ -1,20 +1,42 @@
-"""The function: event in, response out. Built once per container from validated settings."""
+"""The function: event in, response out. Built once per container from validated settings.
+
+Four kinds of invocation share one pipeline (CI cross-check → workflow expansion →
+verification and actions → audit report):
+- HTTP: CI posts a callback; answered with the verdicts, or 202 when DISPATCH=async.
+- Worker: the asynchronous twin of an HTTP call; raises on transient failure so SCF retries.
+- Queue: CMQ/TDMQ-delivered callbacks; raises when any message needs another try.
+- Timer: the reconciliation sweep.
+"""
 from __future__ import annotations
 
 import time
 from typing import Any, Mapping
 
 from handlers import log
+from handlers.audit import write_reports
 from handlers.auth import authenticate, check_allowed, configuration_problem, redacted_target
 from handlers.callback import MalformedCallback, parse_callback
 from handlers.ci import CiJobs, CiUnavailable, JobNotConfirmed, confirmed
 from handlers.config import ConfigError, Settings
 from handlers.cos import Clients, ObjectStore
 from handlers.deadline import Deadline
-from handlers.http import HttpError, HttpRequest, error_response, is_http_event, request_from_event, response
+from handlers.dispatch import Dispatcher, fits_async, function_ref
+from handlers.errors import StorageError, TransientError
+from handlers.events import WORKER_KEY, Kind, kind_of, queue_bodies, worker_payload
+from handlers.http import HttpError, HttpRequest, error_response, request_from_event, response
 from handlers.models import Callback, JobResult
 from handlers.process import Processor
 from handlers.report import job_entry, needs_retry, object_entry
+from handlers.sweep import Sweep
+from handlers.workflow import expand
+
+
+class RetryLater(Exception):
+    """Raised from a worker or queue invocation so that SCF delivers it again."""
+
+
+class Refused(Exception):
+    """A callback that must not be acted on; retrying would not change that."""
 
 
 class App:
@@ -28,6 +50,7 @@ class App:
         self.ci_jobs = CiJobs(Clients(settings))
         self.store = ObjectStore(Clients(settings), settings)
         self.processor = Processor(settings, self.store)
+        self.dispatcher = Dispatcher(settings)
 
     def close(self) -> None:
         self.processor.close()
@@ -35,16 +58,33 @@ class App:
     def handle(self, event: Any, context: Mapping[str, Any] | None) -> dict[str, Any]:
         started = time.monotonic()
         deadline = Deadline.from_context(context, started)
-        log.bind_request(str((context or {}).get("request_id", "")))
-        if not is_http_event(event):
-            raise ValueError("unsupported event: expected a Function URL or API Gateway HTTP event")
+        request_id = str((context or {}).get("request_id", ""))
+        log.bind_request(request_id)
+        kind = kind_of(event)
+        if kind is Kind.HTTP:
+            return self._http(event, context, deadline, started)
+        if self.refusal is not None:
+            raise RuntimeError(f"the function is misconfigured: {self.refusal}")
+        if kind is Kind.WORKER:
+            return self.handle_worker(event[WORKER_KEY], deadline, request_id)
+        if kind is Kind.QUEUE:
+            return self.handle_queue(event, deadline, request_id)
+        if kind is Kind.TIMER:
+            return self.handle_timer(deadline, request_id)
+        raise ValueError("unsupported event: expected an HTTP (Function URL / API Gateway), CMQ, timer "
+                         "or worker event")
+
+    # --- HTTP -----------------------------------------------------------------------------
+
+    def _http(self, event: Any, context: Mapping[str, Any] | None, deadline: Deadline,
+              started: float) -> dict[str, Any]:
         if self.refusal is not None:
             log.error("callback refused: the function is misconfigured", variable=self.refusal.variable)
             return misconfigured(self.refusal)
         request: HttpRequest | None = None
         try:
             request = request_from_event(event)
-            return self.handle_http(request, deadline)
+            return self.handle_http(request, deadline, context)
         except HttpError as exc:
             _log_rejection(exc, request, time.monotonic() - started)
             return error_response(exc)
@@ -52,8 +92,9 @@ class App:
             log.error("unexpected failure", exc_info=True)
             return response(500, {"error": "unexpected failure; the function log has the details"})
 
-    def handle_http(self, request: HttpRequest, deadline: Deadline) -> dict[str, Any]:
-        started = time.monotonic()
+    def handle_http(self, request: HttpRequest, deadline: Deadline,
+                    context: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        started = time.time()
         authenticate(request, self.settings)  # first: a caller without the token learns nothing more
         if request.method != "POST":
             raise HttpError(405, f"{request.method or 'this method'} is not allowed; CI posts callbacks",
@@ -66,24 +107,132 @@ class App:
         except MalformedCallback as exc:
             raise HttpError(400, f"malformed callback: {exc}") from None
         check_allowed(callback, self.settings)
-        if self.settings.verify_with_ci:
-            callback = self._confirmed_by_ci(callback, deadline)
-        results = self.processor.run(callback, deadline)
-        _log_results(results, time.monotonic() - started)
-        body = {"jobs": [job_entry(r) for r in results]}
-        if needs_retry(results):
-            return response(503, body, {"Retry-After": str(self.settings.retry_after_seconds)})
-        return response(200, body)
-
-    def _confirmed_by_ci(self, callback: Callback, deadline: Deadline) -> Callback:
+        if self.settings.dispatch == "async":
+            accepted = self._dispatch(request.body, context)
+            if accepted is not None:
+                return accepted
+        retry_after = {"Retry-After": str(self.settings.retry_after_seconds)}
         try:
-            return confirmed(callback, self.ci_jobs.describe, deadline, self.settings.cos_timeout)
+            results, problems = self.verify(callback, deadline, str((context or {}).get("request_id", "")),
+                                            started)
         except MalformedCallback as exc:
             raise HttpError(400, f"malformed callback: {exc}") from None
         except JobNotConfirmed as exc:
             raise HttpError(403, f"CI does not confirm the callback: {exc}") from None
         except CiUnavailable as exc:
-            raise HttpError(503, str(exc), {"Retry-After": str(self.settings.retry_after_seconds)}) from None
+            raise HttpError(503, str(exc), retry_after) from None
+        body: dict[str, Any] = {"jobs": [job_entry(r) for r in results]}
+        if problems:
+            body["problems"] = problems
+        if needs_retry(results) or problems:
+            return response(503, body, retry_after)
+        return response(200, body)
+
+    def _dispatch(self, body: bytes, context: Mapping[str, Any] | None) -> dict[str, Any] | None:
+        """202 once an asynchronous worker has the callback; None to process it inline instead."""
+        request_id = str((context or {}).get("request_id", ""))
+        payload = worker_payload(body, request_id)
+        function = function_ref(context)
+        if function is None:
+            log.warning("DISPATCH=async, but the function's own name is unknown: processing inline")
+            return None
+        if not fits_async(payload):
+            log.warning("callback larger than SCF's 128 KB async limit: processing inline", bytes=len(body))
+            return None
+        try:
+            invocation = self.dispatcher.invoke(function, payload)
+        except (TransientError, StorageError) as exc:
+            log.error("async dispatch failed: processing inline", reason=str(exc))
+            return None
+        log.info("callback handed to an asynchronous worker", invocation=invocation, function=function.name)
+        return response(202, {"accepted": True, "requestId": invocation})
+
+    # --- the shared pipeline ----------------------------------------------------------------
+
+    def verify(self, callback: Callback, deadline: Deadline, request_id: str,
+               started: float) -> tuple[list[JobResult], list[str]]:
+        """Cross-check with CI, expand a workflow, verify and act, write the audit reports.
+
+        Returns the results and the audit problems. Raises MalformedCallback, JobNotConfirmed,
+        CiUnavailable, or HttpError (403) when a workflow's jobs name a bucket not allowed."""
+        if self.settings.verify_with_ci:
+            callback = confirmed(callback, self.ci_jobs.describe, deadline, self.settings.cos_timeout)
+        if callback.workflow_execution is not None:
+            callback = expand(callback, self.ci_jobs.describe, self.settings.region, deadline)
+            check_allowed(callback, self.settings)  # the jobs CI reports for it name their own buckets
+        results = self.processor.run(callback, deadline)
+        _log_results(results, time.time() - started)
+        problems = []
+        if self.settings.report_prefix:
+            problems = write_reports(results, self.settings.report_prefix, self.store.bound(deadline), deadline,
+                                     request_id, started)
+            for problem in problems:
+                log.error("audit report not written", reason=problem)
+        return results, problems
+
+    def _verify_quietly(self, body: bytes, deadline: Deadline, request_id: str) -> list[JobResult]:
+        """The pipeline for invocations nobody waits on: refusals are logged and dropped,
+        transient failures raise RetryLater."""
+        try:
+            callback = parse_callback(body)
+            check_allowed(callback, self.settings)
+            results, problems = self.verify(callback, deadline, request_id, time.time())
+        except (MalformedCallback, JobNotConfirmed, HttpError) as exc:
+            reason = exc.reason if isinstance(exc, HttpError) else str(exc)
+            log.warning("callback refused", reason=reason)
+            raise Refused(reason) from None
+        except CiUnavailable as exc:
+            raise RetryLater(str(exc)) from None
+        if needs_retry(results) or problems:
+            raise RetryLater("; ".join(problems) or "some objects need another try (see the log)")
+        return results
+
+    # --- worker, queue, timer -----------------------------------------------------------------
+
+    def handle_worker(self, payload: Mapping[str, Any], deadline: Deadline, request_id: str) -> dict[str, Any]:
+        body = payload.get("body")
+        if not isinstance(body, str):
+            log.warning("worker payload without a callback body: dropped")
+            return {"refused": "no callback body"}
+        try:
+            results = self._verify_quietly(body.encode("utf-8"), deadline, request_id)
+        except Refused as exc:
+            return {"refused": str(exc)}
+        return {"jobs": [job_entry(r) for r in results]}
+
+    def handle_queue(self, event: Mapping[str, Any], deadline: Deadline, request_id: str) -> dict[str, Any]:
+        outcomes, retry = [], []
+        for message_id, body in queue_bodies(event):
+            try:
+                results = self._verify_quietly(body, deadline, request_id)
+                outcomes.append({"msgId": message_id, "jobs": [job_entry(r) for r in results]})
+            except Refused as exc:
+                outcomes.append({"msgId": message_id, "refused": str(exc)})
+            except RetryLater as exc:
+                retry.append(f"{message_id}: {exc}")
+        if retry:
+            # The whole batch comes back; the messages already done are idempotent replays.
+            raise RetryLater("messages to deliver again: " + "; ".join(retry))
+        return {"messages": outcomes}
+
+    def handle_timer(self, deadline: Deadline, request_id: str) -> dict[str, Any]:
+        if not self.settings.reconcile_buckets:
+            log.warning("timer tick, but no bucket to reconcile: set RECONCILE_BUCKETS (or ALLOWED_BUCKETS "
+                        "and DEFAULT_REGION)")
+            return {"sweep": "nothing to reconcile"}
+        sweep = Sweep(self.settings, lambda callback, d: self._sweep_jobs(callback, d, request_id),
+                      self.ci_jobs, self.store.bound(deadline))
+        report = sweep.run(deadline).as_dict()
+        log.info("reconciliation sweep finished", **report)
+        return {"sweep": report}
+
+    def _sweep_jobs(self, callback: Callback, deadline: Deadline, request_id: str) -> list[JobResult]:
+        try:
+            check_allowed(callback, self.settings)
+        except HttpError as exc:
+            log.warning("sweep skipped a job outside the allow-lists", reason=exc.reason)
+            return []
+        return self.verify(callback, deadline, request_id, time.time())[0]
 
 
 def _log_rejection(error: HttpError, request: HttpRequest | None, seconds: float) -> None:

@@ -102,6 +102,10 @@ def named_buckets(job: Job) -> list[tuple[str, str]]:
 
 def check_allowed(callback: Callback, settings: Settings) -> None:
     """403 naming the first bucket or key outside ALLOWED_BUCKETS / ALLOWED_PREFIXES."""
+    execution = callback.workflow_execution
+    if execution is not None and execution.bucket_id and ANY_BUCKET not in settings.allowed_buckets \
+            and execution.bucket_id not in settings.allowed_buckets:
+        raise HttpError(403, f"workflow {execution.run_id}: bucket {execution.bucket_id!r} is not in ALLOWED_BUCKETS")
     for job in callback.jobs_detail:
         if ANY_BUCKET not in settings.allowed_buckets:
             for where, bucket in named_buckets(job):

@@ -8,7 +8,7 @@ from typing import Any
 import xmltodict
 from xml.parsers.expat import ExpatError
 
-from handlers.models import Callback, Job, OutputObject
+from handlers.models import Callback, Job, OutputObject, WorkflowExecution
 from handlers.nodes import MalformedCallback, build, object_key
 
 MAX_NESTING = 64  # CI's deepest documented element is about 10 levels down
@@ -40,12 +40,24 @@ def parse_callback(body: bytes) -> Callback:
         raise MalformedCallback(f"the body is not valid UTF-8 (byte {exc.start})") from None
     tree = _parse_xml(text) if kind == "xml" else _parse_json(text)
     callback = build(Callback, tree, "Response")
+    if callback.workflow_execution is not None and not callback.jobs_detail:
+        _check_workflow(callback.workflow_execution, "Response.WorkflowExecution")
+        return callback
     if not callback.jobs_detail:
         raise MalformedCallback("Response.JobsDetail is missing: no job to check")
     for i, job in enumerate(callback.jobs_detail):
         _check_names(job, f"Response.JobsDetail[{i}]")
         output_objects(job)  # refuse contradictory output lists now, before any request
     return callback
+
+
+def _check_workflow(execution: WorkflowExecution, path: str) -> None:
+    if execution.bucket_id and not _BUCKET.fullmatch(execution.bucket_id):
+        raise MalformedCallback(f"{path}.BucketId: {execution.bucket_id[:64]!r} is not a bucket name like "
+                                "examplebucket-1250000000")
+    for i, task in enumerate(execution.tasks):
+        if task.job_id and not _JOB_ID.fullmatch(task.job_id):
+            raise MalformedCallback(f"{path}.Tasks[{i}].JobId: {task.job_id[:64]!r} is not a CI job id")
 
 
 def _check_names(job: Job, path: str) -> None:

@@ -17,7 +17,7 @@ from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from handlers.callback import output_objects
 from handlers.cos import Clients
-from handlers.deadline import Deadline, retrying
+from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Callback, Job, OutputObject
 from handlers.nodes import MalformedCallback, as_list, build
@@ -102,16 +102,25 @@ def confirmed(callback: Callback, lookup: Lookup, deadline: Deadline, attempt_se
         return callback
     reported: dict[str, Job] = {}
     for (bucket, region), ids in _by_bucket(pending).items():
-        for start in range(0, len(ids), MAX_IDS_PER_REQUEST):
-            chunk = ids[start:start + MAX_IDS_PER_REQUEST]
-            answer = _ask(lookup, bucket, region, chunk, deadline, attempt_seconds)
-            reported.update((job_id, answer.jobs[job_id]) for job_id in chunk if job_id in answer.jobs)
+        reported.update(describe_jobs(lookup, bucket, region, ids, deadline, attempt_seconds))
     for job in pending:
         problem = disagreement(job, reported.get(job.job_id))
         if problem:
             raise JobNotConfirmed(problem)
     return Callback(callback.event_name, tuple(
         reported[job.job_id] if needs_confirmation(job) else job for job in callback.jobs_detail))
+
+
+def describe_jobs(lookup: Lookup, bucket: str, region: str, ids: tuple[str, ...], deadline: Deadline,
+                  attempt_seconds: float = MIN_ATTEMPT_SECONDS) -> dict[str, Job]:
+    """CI's account of each job it knows among `ids` (those it does not know are absent).
+    Raises CiUnavailable when CI cannot be asked."""
+    reported: dict[str, Job] = {}
+    for start in range(0, len(ids), MAX_IDS_PER_REQUEST):
+        chunk = ids[start:start + MAX_IDS_PER_REQUEST]
+        answer = _ask(lookup, bucket, region, chunk, deadline, attempt_seconds)
+        reported.update((job_id, answer.jobs[job_id]) for job_id in chunk if job_id in answer.jobs)
+    return reported
 
 
 def _by_bucket(jobs: list[Job]) -> dict[tuple[str, str], tuple[str, ...]]:
@@ -140,24 +149,46 @@ def _ask(lookup: Lookup, bucket: str, region: str, ids: tuple[str, ...], deadlin
 
 
 class CiJobs:
-    """The adapter: DescribeMediaJob through the SDK's CI client, failures sorted into kinds."""
+    """The adapter: CI's job API through the SDK's CI client, failures sorted into kinds."""
 
     def __init__(self, clients: Clients):
         self._clients = clients
 
     def describe(self, bucket: str, region: str, job_ids: tuple[str, ...]) -> CiAnswer:
         where = f"GET /jobs/{','.join(job_ids)} on {bucket}"
+        data = self._call(where, lambda: self._clients.ci(region).ci_get_media_jobs(
+            Bucket=bucket, JobIDs=",".join(job_ids)))
+        if data is None:
+            return CiAnswer({}, frozenset(job_ids))  # no such bucket at CI: it cannot know the job
+        return answer_from(data)
+
+    def list_jobs(self, bucket: str, region: str, tag: str, start: str, end: str,
+                  next_token: str) -> tuple[list[Job], str]:
+        """One page of the bucket's successful `tag` jobs created in [start, end], oldest first."""
+        data = self._call(f"GET /jobs?tag={tag} on {bucket}", lambda: self._clients.ci(region).ci_list_media_jobs(
+            Bucket=bucket, Tag=tag, States="Success", StartCreationTime=start, EndCreationTime=end,
+            OrderByTime="Asc", Size=100, NextToken=next_token))
+        if data is None:
+            return [], ""
         try:
-            data = self._clients.ci(region).ci_get_media_jobs(Bucket=bucket, JobIDs=",".join(job_ids))
+            jobs = list(answer_from(data).jobs.values())
+        except MalformedCallback as exc:
+            raise StorageError(f"CI's job list for {bucket} could not be read: {exc}") from None
+        return jobs, str(data.get("NextToken") or "")
+
+    @staticmethod
+    def _call(where: str, request: Callable[[], Any]) -> Any:
+        """The SDK's answer; None for a 404 (CI knows no such bucket)."""
+        try:
+            return request()
         except CosClientError as exc:
             raise TransientError(f"{where}: {exc.get_message() if hasattr(exc, 'get_message') else exc}") from None
         except CosServiceError as exc:
             status, code = exc.get_status_code(), exc.get_error_code() or ""
             if status == 404:
-                return CiAnswer({}, frozenset(job_ids))  # no such bucket at CI: it cannot know the job
+                return None
             message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
             if status == 429 or status >= 500:
                 raise TransientError(message) from None
-            raise StorageError(message + " (the execution role needs ci:DescribeMediaJob)"
+            raise StorageError(message + " (the execution role needs ci:DescribeMediaJob / ci:DescribeMediaJobs)"
                                if status == 403 else message) from None
-        return answer_from(data)

@@ -55,6 +55,13 @@ class Settings:
     allowed_buckets: frozenset[str] = frozenset()  # empty: not configured; {"*"}: every bucket
     allowed_prefixes: tuple[str, ...] = ()  # empty: every key
     verify_with_ci: bool = True
+    dispatch: str = "inline"
+    scf_endpoint: Endpoint | None = None
+    region: str = ""  # this function's region: for the SCF API and callbacks that name none
+    report_prefix: str = ""  # empty: no audit reports
+    reconcile_buckets: tuple[tuple[str, str], ...] = ()  # (bucket, region)
+    reconcile_tags: tuple[str, ...] = ("VoiceSeparate",)
+    reconcile_window_minutes: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> "Settings":
@@ -82,6 +89,13 @@ class Settings:
             allowed_buckets=_buckets(env, "ALLOWED_BUCKETS"),
             allowed_prefixes=_prefixes(env, "ALLOWED_PREFIXES"),
             verify_with_ci=_flag(env, "VERIFY_WITH_CI", True),
+            dispatch=_choice(env, "DISPATCH", ("inline", "async"), "inline"),
+            scf_endpoint=_endpoint(env, "SCF_ENDPOINT"),
+            region=_region(env),
+            report_prefix=_report_prefix(env, "REPORT_PREFIX"),
+            reconcile_buckets=_reconcile_buckets(env, "RECONCILE_BUCKETS"),
+            reconcile_tags=tuple(_items(env, "RECONCILE_TAGS")) or ("VoiceSeparate",),
+            reconcile_window_minutes=_integer(env, "RECONCILE_WINDOW_MINUTES", 60, 1, 7 * 24 * 60),
         )
 
 
@@ -163,6 +177,7 @@ ANY_BUCKET = "*"
 MIN_TOKEN_LENGTH = 8
 _TOKEN = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved URL characters: a token goes into the URL as is
 _BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[0-9]+")  # <name>-<appid>
+_REGION = re.compile(r"[a-z]{2,10}(?:-[a-z0-9]{1,20}){1,3}")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -204,3 +219,42 @@ def _prefixes(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     if any(not prefix for prefix in prefixes):
         raise ConfigError(name, "'/' alone would allow every key: leave the variable unset instead")
     return prefixes
+
+
+def _region(env: Mapping[str, str]) -> str:
+    """DEFAULT_REGION, else the region SCF runs the function in (it sets TENCENTCLOUD_REGION)."""
+    name = "DEFAULT_REGION" if _value(env, "DEFAULT_REGION") else "TENCENTCLOUD_REGION"
+    region = _value(env, name)
+    if region and not _REGION.fullmatch(region):
+        raise ConfigError(name, f"{region!r} is not a region like ap-chongqing")
+    return region
+
+
+def _report_prefix(env: Mapping[str, str], name: str) -> str:
+    prefix = _value(env, name).lstrip("/")
+    if prefix and (".." in prefix.split("/") or any(ord(c) < 32 for c in prefix)):
+        raise ConfigError(name, f"{prefix!r} is not a usable key prefix")
+    return prefix
+
+
+def _reconcile_buckets(env: Mapping[str, str], name: str) -> tuple[tuple[str, str], ...]:
+    """`bucket` or `bucket:region` entries; unset: the ALLOWED_BUCKETS list, in this region."""
+    region = _region(env)
+    entries = _items(env, name)
+    if not entries:
+        allowed = _buckets(env, "ALLOWED_BUCKETS")
+        if ANY_BUCKET in allowed or not region:
+            return ()
+        return tuple((bucket, region) for bucket in sorted(allowed))
+    pairs = []
+    for entry in entries:
+        bucket, _, own_region = entry.partition(":")
+        if not _BUCKET.fullmatch(bucket):
+            raise ConfigError(name, f"{bucket!r} is not a bucket name like examplebucket-1250000000")
+        if not (own_region or region):
+            raise ConfigError(name, f"{entry!r} names no region and neither DEFAULT_REGION nor "
+                                    "TENCENTCLOUD_REGION is set")
+        if own_region and not _REGION.fullmatch(own_region):
+            raise ConfigError(name, f"{own_region!r} is not a region like ap-chongqing")
+        pairs.append((bucket, own_region or region))
+    return tuple(pairs)

@@ -183,6 +183,13 @@ class ObjectStore:
                 pass  # an unfinished upload holds no visible object; COS lifecycle rules reap it
             raise
 
+    def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None:
+        try:
+            self._cos(target.region).put_object(Bucket=target.bucket, Key=target.key, Body=body,
+                                                ContentType=content_type)
+        except (CosServiceError, CosClientError) as exc:
+            raise _translate(exc, "PUT", target) from None
+
     def delete(self, target: OutputObject) -> None:
         try:
             self._cos(target.region).delete_object(Bucket=target.bucket, Key=target.key)

@@ -28,10 +28,6 @@ class HttpError(Exception):
         self.headers = dict(headers or {})
 
 
-def is_http_event(event: Any) -> bool:
-    return isinstance(event, dict) and "httpMethod" in event
-
-
 def request_from_event(event: Mapping[str, Any]) -> HttpRequest:
     """Read a Function URL event, or the API Gateway shape (legacy, or a gateway that forwards it)."""
     headers = {str(k).lower(): _first(v) for k, v in _mapping(event, "headers").items()}

@@ -172,9 +172,38 @@ class Job:
 
 
 @dataclass(frozen=True)
+class WorkflowTask:
+    type: str = ""
+    name: str = ""
+    job_id: str = ""
+    state: str = ""
+    create_time: datetime | None = field(default=None, metadata={"parse": timestamp})
+    end_time: datetime | None = field(default=None, metadata={"parse": timestamp})
+    template_id: str = ""
+    template_name: str = ""
+
+
+@dataclass(frozen=True)
+class WorkflowExecution:
+    """A WorkflowFinish callback's body: the instance and its tasks, without their outputs
+    (each task's job is read back from CI to learn those)."""
+
+    run_id: str = field(default="", metadata={"required": True})
+    workflow_id: str = ""
+    workflow_name: str = ""
+    state: str = ""
+    bucket_id: str = ""
+    object: str = ""
+    create_time: datetime | None = field(default=None, metadata={"parse": timestamp})
+    cos_headers: tuple[CosHeader, ...] = ()
+    tasks: tuple[WorkflowTask, ...] = ()
+
+
+@dataclass(frozen=True)
 class Callback:
     event_name: str = ""
     jobs_detail: tuple[Job, ...] = ()
+    workflow_execution: WorkflowExecution | None = None
 
 
 # --- what the function decides ----------------------------------------------------------

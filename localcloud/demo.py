@@ -28,6 +28,10 @@ SAMPLES = [
     ("function-url-mismatch.json", "wrong MD5 for one track"),
     ("function-url-multipart.json", "multipart outputs: ETag is not an MD5"),
     ("function-url-failed-job.json", "a job that failed in CI"),
+    ("function-url-workflow-finish.json", "WorkflowFinish: each task's job read back from CI"),
+    ("cmq-task-xml.json", "a callback delivered through a CMQ/TDMQ queue"),
+    ("async-worker.json", "the asynchronous worker's payload (DISPATCH=async)"),
+    ("timer.json", "the reconciliation sweep's timer tick"),
 ]
 
 
@@ -58,6 +62,7 @@ def main() -> int:
                            "TENCENTCLOUD_SESSIONTOKEN": TOKEN, "COS_ENDPOINT": emulator.endpoint,
                            "CALLBACK_TOKEN": DEMO_TOKEN, "VERIFY_WITH_CI": "true",
                            "ALLOWED_BUCKETS": ",".join(sorted({entry["bucket"] for entry in manifest})),
+                           "DEFAULT_REGION": "ap-chongqing",
                            "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")})
         handler = load_handler()
         rows = []
@@ -66,9 +71,9 @@ def main() -> int:
             for bucket, detail in ci_jobs(event):  # CI's job API knows every job it called back about
                 emulator.register_job(bucket, detail)
             result = handler(event, local_context())
-            body = json.loads(result["body"])
-            print(f"events/{name}  ({what})  ->  HTTP {result['statusCode']}")
-            for job in body.get("jobs", []):
+            answer, jobs = describe(result)
+            print(f"events/{name}  ({what})  ->  {answer}")
+            for job in jobs:
                 detail = f"  {job.get('code', '')} {job.get('message', '')}".rstrip()
                 print(f"  job {job['jobId']}  {job['state']}  outcome={job['outcome']}{detail}")
                 for obj in job["objects"]:
@@ -82,3 +87,19 @@ def main() -> int:
             shown = ", ".join(f"{k}={v}" for k, v in sorted(tags.items())) or "(none)"
             print(f"  {entry['key']:<34} {shown}")
     return 0
+
+
+def describe(result: dict) -> tuple[str, list[dict]]:
+    """A one-line answer and the job entries, for any kind of invocation's result."""
+    if "statusCode" in result:
+        return f"HTTP {result['statusCode']}", json.loads(result["body"]).get("jobs", [])
+    if "sweep" in result:
+        sweep = result["sweep"]
+        if isinstance(sweep, str):
+            return sweep, []
+        return (f"listed {sweep['listed']} jobs, {sweep['alreadyDone']} already done, "
+                f"{sweep['checked']} checked"), []
+    if "messages" in result:
+        jobs = [job for message in result["messages"] for job in message.get("jobs", [])]
+        return f"{len(result['messages'])} message(s) processed", jobs
+    return ("refused: " + result["refused"]) if "refused" in result else "processed", result.get("jobs", [])

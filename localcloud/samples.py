@@ -16,6 +16,8 @@ from pathlib import Path
 
 import xmltodict
 
+from handlers.events import WORKER_KEY, worker_payload
+
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "events"
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -63,28 +65,42 @@ def restamp(body: str, end: datetime | None = None) -> str:
 
 
 def restamp_event(event: dict) -> dict:
-    if event.get("isBase64Encoded"):
-        body = restamp(base64.b64decode(event["body"]).decode())
-        return {**event, "body": base64.b64encode(body.encode()).decode()}
-    return {**event, "body": restamp(event["body"])}
+    """The event with every callback it carries restamped (HTTP, worker and queue events)."""
+    if "body" in event:
+        if event.get("isBase64Encoded"):
+            body = restamp(base64.b64decode(event["body"]).decode())
+            return {**event, "body": base64.b64encode(body.encode()).decode()}
+        return {**event, "body": restamp(event["body"])}
+    if WORKER_KEY in event:
+        return {**event, WORKER_KEY: {**event[WORKER_KEY], "body": restamp(event[WORKER_KEY]["body"])}}
+    if "Records" in event:
+        return {**event, "Records": [{**r, "CMQ": {**r["CMQ"], "msgBody": restamp(r["CMQ"]["msgBody"])}}
+                                     for r in event["Records"]]}
+    return event
 
 
-def event_body(event: dict) -> str:
-    body = event["body"]
-    return base64.b64decode(body).decode() if event.get("isBase64Encoded") else body
+def callback_bodies(event: dict) -> list[str]:
+    """The callbacks an event carries, whatever trigger it stands for (none for a timer)."""
+    if "body" in event:
+        body = event["body"]
+        return [base64.b64decode(body).decode() if event.get("isBase64Encoded") else body]
+    if WORKER_KEY in event:
+        return [event[WORKER_KEY]["body"]]
+    return [record["CMQ"]["msgBody"] for record in event.get("Records", [])]
 
 
 def ci_jobs(event: dict) -> list[tuple[str, dict]]:
     """(input bucket, JobsDetail) for every job a sample callback reports: what CI's job API
-    would answer for it, so the function's cross-check with CI finds each job as reported."""
-    body = event_body(event).strip()
-    if body.startswith("<"):
-        details = xmltodict.parse(body)["Response"]["JobsDetail"]
-    else:
-        doc = json.loads(body)
-        details = doc.get("Response", doc)["JobsDetail"]
-    details = details if isinstance(details, list) else [details]
-    return [(detail["Input"]["BucketId"], detail) for detail in details]
+    would answer for it, so the function's cross-check with CI finds each job as reported.
+    A WorkflowFinish names jobs reported by the other samples, so it adds none."""
+    jobs = []
+    for body in callback_bodies(event):
+        body = body.strip()
+        doc = xmltodict.parse(body)["Response"] if body.startswith("<") else json.loads(body)
+        details = doc.get("Response", doc).get("JobsDetail") or []
+        for detail in details if isinstance(details, list) else [details]:
+            jobs.append((detail["Input"]["BucketId"], detail))
+    return jobs
 
 
 def manifest() -> list[dict]:
@@ -163,6 +179,37 @@ def build_events() -> None:
     failed = failed.replace("<State>Success</State>", "<State>Failed</State>")
     failed = rekey(failed, {"j40644e92f8e311ecb90d0b03267ce0e5": "j70644e92f8e311ecb90d0b03267ce0e5"})
     events["function-url-failed-job.json"] = function_url_event(failed, "application/xml")
+    # A workflow instance: its tasks name jobs the samples above reported (one succeeded, one failed).
+    events["function-url-workflow-finish.json"] = function_url_event(
+        workflow_finish([("VoiceSeparate", "Success", "j40644e92f8e311ecb90d0b03267ce0e5"),
+                         ("VoiceSeparate", "Failed", "j70644e92f8e311ecb90d0b03267ce0e5")]), "application/xml")
+    events["cmq-task-xml.json"] = cmq_event(task_xml)
+    events["async-worker.json"] = worker_payload(task_xml.encode("utf-8"), "c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+    events["timer.json"] = {"Type": "Timer", "TriggerName": "reconcile", "Time": "2026-11-23T12:00:00Z",
+                            "Message": ""}
     for name, event in events.items():
         (HERE / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
         print("wrote", (HERE / name).relative_to(ROOT))
+
+
+def workflow_finish(tasks: list[tuple[str, str, str]]) -> str:
+    """A WorkflowFinish callback (the shape of CI's documented example) naming these tasks."""
+    items = "".join(f"<Tasks><Type>{kind}</Type><CreateTime>2022-08-09 14:54:18+0800</CreateTime>"
+                    f"<EndTime>2022-08-09 14:54:39+0800</EndTime><State>{state}</State><JobId>{job_id}</JobId>"
+                    f"<Name>{kind}_1581665960537</Name></Tasks>" for kind, state, job_id in tasks)
+    state = "Success" if all(state == "Success" for _, state, _ in tasks) else "Failed"
+    return ("<Response><EventName>WorkflowFinish</EventName><WorkflowExecution>"
+            "<WorkflowId>web6ac56c1ef54dbfa44d7f4103203be9</WorkflowId><WorkflowName>workflow-test</WorkflowName>"
+            f"<RunId>i166ee19017b011eda8a5525400c540df</RunId><State>{state}</State>"
+            "<BucketId>test-123456789</BucketId><Object>input/demo.mp3</Object>"
+            "<CreateTime>2022-08-09 14:54:17+0800</CreateTime>"
+            "<CosHeaders><Key>Content-Type</Key><Value>audio/mp3</Value></CosHeaders>"
+            f"{items}</WorkflowExecution></Response>\n")
+
+
+def cmq_event(body: str) -> dict:
+    """A CMQ trigger batch of one message, as SCF delivers a TDMQ (CMQ) queue's messages."""
+    return {"Records": [{"CMQ": {
+        "type": "queue", "topicOwner": 1250000000, "topicName": "ci-callbacks",
+        "subscriptionName": "ci-callback-verifier", "publishTime": "2022-07-01T02:12:33.000Z",
+        "msgId": "123345346", "requestId": "123345340", "msgBody": body, "msgTag": ""}}]}

@@ -3,11 +3,13 @@
     python -m localcloud soak [--callbacks 1000] [--seed 7]
 
 Every job's outputs are uploaded to the emulator (some multipart, some with bytes that
-differ from what the callback reports, some never written), each callback is delivered one
-to three times, some deliveries at once, with faults injected on random requests; callbacks
-answered 503 are delivered again, as CI or the platform would. Then every object is checked:
-its bytes must exist exactly once, at the right place, with the right tags. Exits non-zero
-when an object was lost or wrongly marked.
+differ from what the callback reports, some never written) and the job registered with
+CI's job API; each callback is delivered one to three times, some deliveries at once, with
+faults injected on random requests, and one in ten is never delivered at all. Callbacks
+answered 503 are delivered again, as CI or the platform would, and timer ticks run the
+reconciliation sweep until it has caught up. Then every object is checked: its bytes must
+exist exactly once, at the right place, with the right tags. Exits non-zero when an object
+was lost or wrongly marked.
 """
 from __future__ import annotations
 
@@ -20,10 +22,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import xmltodict
+
 from localcloud.cos import CosEmulator
 
 BUCKET, REGION = "soak-1250000000", "ap-chongqing"
 SECRET_ID, SECRET_KEY = "AKIDsoak000000000000000000000000", "soak-secret-key"
+TIMER = {"Type": "Timer", "TriggerName": "reconcile", "Time": "", "Message": ""}
 MOVE_ENV = {"ACTION_VERIFIED": "tag,move", "ACTION_FAILED": "tag,move", "VERIFIED_PREFIX": "verified/",
             "QUARANTINE_PREFIX": "quarantine/"}
 
@@ -44,8 +49,11 @@ class Output:
 @dataclass
 class Figures:
     callbacks: int = 0
+    callbacks_lost: int = 0
     deliveries: int = 0
     redeliveries: int = 0
+    sweep_ticks: int = 0
+    checked_by_sweep: int = 0
     faults_injected: int = 0
     objects: int = 0
     objects_moved: int = 0
@@ -59,7 +67,7 @@ def callback_body(job_id: str, outputs: list[Output], end: str) -> bytes:
                        for o in outputs)
     names = "".join(f"<ObjectName>{o.key}</ObjectName>" for o in outputs)
     return (f"<Response><EventName>TaskFinish</EventName><JobsDetail><Code>Success</Code><JobId>{job_id}</JobId>"
-            f"<State>Success</State><Tag>VoiceSeparate</Tag><EndTime>{end}</EndTime>"
+            f"<State>Success</State><Tag>VoiceSeparate</Tag><CreationTime>{end}</CreationTime><EndTime>{end}</EndTime>"
             f"<Input><BucketId>{BUCKET}</BucketId><Object>in/{job_id}.mp3</Object><Region>{REGION}</Region></Input>"
             f"<Operation><MediaResult><OutputFile><Bucket>{BUCKET}</Bucket><Region>{REGION}</Region>"
             f"{md5_info}{names}<ObjectPrefix/></OutputFile></MediaResult></Operation>"
@@ -179,10 +187,15 @@ def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figure
         upload(emulator, jobs, rng)
         env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
                "COS_ENDPOINT": emulator.endpoint, "COS_TIMEOUT_SECONDS": "2", "CONCURRENCY": "8",
-               "LOG_LEVEL": "error", **MOVE_ENV, **extra_env()}
+               "LOG_LEVEL": "error", "DEFAULT_REGION": REGION, "RECONCILE_BUCKETS": BUCKET, **MOVE_ENV,
+               **extra_env()}
         containers = [App(Settings.from_env(env)) for _ in range(apps)]
         end = time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime())
         bodies = {job_id: callback_body(job_id, outputs, end) for job_id, outputs in jobs.items()}
+        for body in bodies.values():  # CI's job API knows every job, delivered or not
+            emulator.register_job(BUCKET, xmltodict.parse(body)["Response"]["JobsDetail"])
+        lost = set(rng.sample(sorted(jobs), len(jobs) // 10))
+        figures.callbacks_lost = len(lost)
         last_status: dict[str, int] = {}
         lock = threading.Lock()
 
@@ -195,7 +208,7 @@ def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figure
                 figures.deliveries += 1
                 last_status[job_id] = status
 
-        plan = [job_id for job_id in jobs for _ in range(rng.choice((1, 1, 2, 3)))]
+        plan = [job_id for job_id in jobs if job_id not in lost for _ in range(rng.choice((1, 1, 2, 3)))]
         rng.shuffle(plan)
         with ThreadPoolExecutor(8) as pool:  # duplicates of one job often run at the same time
             for start in range(0, len(plan), 16):
@@ -212,6 +225,13 @@ def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figure
         for job_id, status in last_status.items():
             if status != 200:
                 figures.problems.append(f"{job_id}: still answered {status} after redelivery")
+        while figures.sweep_ticks < 20:  # timer ticks until the sweep has caught up
+            figures.sweep_ticks += 1
+            sweep = containers[0].handle(TIMER, {"request_id": f"tick-{figures.sweep_ticks}",
+                                                 "time_limit_in_ms": 60000})["sweep"]
+            figures.checked_by_sweep += sweep["checked"]
+            if not sweep["stoppedEarly"] and not sweep["errors"]:
+                break
         for app in containers:
             app.close()
         check_final_state(emulator, jobs, figures)

@@ -142,9 +142,9 @@ def test_rejections_say_why_and_touch_nothing(emulator, app, event, status, reas
     assert emulator.requests == []
 
 
-def test_non_http_events_are_refused(app):
+def test_unknown_events_are_refused(app):
     with pytest.raises(ValueError, match="unsupported event"):
-        app.handle({"Type": "Timer"}, {})
+        app.handle({"Records": [{"cos": {"cosObject": {}}}]}, {})
 
 
 # --- the entry point --------------------------------------------------------------------

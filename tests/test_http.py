@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from handlers.http import HttpError, error_response, is_http_event, request_from_event, response
+from handlers.http import HttpError, error_response, request_from_event, response
 
 
 def test_function_url_event():
@@ -39,12 +39,6 @@ def test_bad_base64_is_a_400():
 def test_missing_body_and_headers_are_empty():
     request = request_from_event({"httpMethod": "POST"})
     assert (request.body, dict(request.headers), dict(request.query), request.path) == (b"", {}, {}, "/")
-
-
-def test_http_events_are_recognised():
-    assert is_http_event({"httpMethod": "POST"})
-    assert not is_http_event({"Records": []})
-    assert not is_http_event("text")
 
 
 def test_integrated_response_shape():

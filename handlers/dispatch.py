@@ -1,0 +1,85 @@
+"""Hand a callback to an asynchronous invocation of this same function (DISPATCH=async).
+
+The HTTP path answers within milliseconds; the worker may then hash gigabytes for minutes,
+and SCF retries it on failure (then dead-letters it), which a Function URL call never gets.
+The SCF SDK is imported here only, so the hot path of inline mode never pays for it.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from handlers.config import Settings
+from handlers.errors import StorageError, TransientError
+
+ASYNC_PAYLOAD_LIMIT = 128 * 1024  # SCF's limit for an asynchronous invocation's event
+
+
+@dataclass(frozen=True)
+class FunctionRef:
+    name: str
+    namespace: str
+    qualifier: str
+
+
+def function_ref(context: Mapping[str, Any] | None, env: Mapping[str, str] = os.environ) -> FunctionRef | None:
+    """This function's own name, from the SCF context (or SCF's environment variables)."""
+    context = context or {}
+    name = context.get("function_name") or env.get("SCF_FUNCTIONNAME")
+    if not name:
+        return None
+    namespace = context.get("namespace") or env.get("SCF_NAMESPACE") or "default"
+    qualifier = context.get("function_version") or env.get("SCF_FUNCTIONVERSION") or "$LATEST"
+    return FunctionRef(str(name), str(namespace), str(qualifier))
+
+
+def fits_async(payload: Mapping[str, Any]) -> bool:
+    return len(json.dumps(payload, ensure_ascii=False).encode("utf-8")) <= ASYNC_PAYLOAD_LIMIT
+
+
+class Dispatcher:
+    def __init__(self, settings: Settings):
+        self._settings = settings
+        self._client = None
+
+    def invoke(self, function: FunctionRef, payload: Mapping[str, Any]) -> str:
+        """Queue an asynchronous invocation; returns SCF's request id for it."""
+        from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+        from tencentcloud.scf.v20180416 import models
+
+        request = models.InvokeRequest()
+        request.FunctionName = function.name
+        request.Namespace = function.namespace
+        request.Qualifier = function.qualifier
+        request.InvocationType = "Event"
+        request.ClientContext = json.dumps(payload, ensure_ascii=False)
+        try:
+            result = self._scf().Invoke(request).Result
+        except TencentCloudSDKException as exc:
+            code = exc.get_code() or ""
+            # Throttling, internal errors and the network are worth another try; a bad
+            # signature, an unknown function or a refused parameter are not.
+            if code.startswith(("InternalError", "RequestLimitExceeded", "ResourceUnavailable",
+                                "ClientNetworkError", "ServerNetworkError", "FailedOperation")):
+                raise TransientError(f"SCF Invoke: {code} {exc.get_message()}") from None
+            raise StorageError(f"SCF Invoke: {code} {exc.get_message()}") from None
+        return str(result.FunctionRequestId)
+
+    def _scf(self):
+        if self._client is None:
+            from tencentcloud.common import credential
+            from tencentcloud.common.profile.client_profile import ClientProfile
+            from tencentcloud.common.profile.http_profile import HttpProfile
+            from tencentcloud.scf.v20180416 import scf_client
+
+            s = self._settings
+            local = s.scf_endpoint
+            # The profile copies `protocol` into `scheme` when built: give both at construction.
+            http = HttpProfile(reqTimeout=int(s.cos_timeout),
+                               endpoint=f"{local.host}:{local.port}" if local else None,
+                               protocol=local.scheme if local else "https")
+            cred = credential.Credential(s.secret_id, s.secret_key, s.token)
+            self._client = scf_client.ScfClient(cred, s.region, ClientProfile(httpProfile=http))
+        return self._client

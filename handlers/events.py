@@ -1,0 +1,51 @@
+"""What kind of invocation this is: the one entry point serves every trigger.
+
+- HTTP (Function URL, or the API Gateway shape): a callback posted by CI.
+- Worker: an asynchronous invocation this function made of itself (DISPATCH=async).
+- Queue: a CMQ/TDMQ trigger batch; each message body is a callback (CallBackType=TDMQ).
+- Timer: the reconciliation sweep's tick.
+"""
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+WORKER_KEY = "ciCallbackVerifier"  # marks a payload this function sent itself
+
+
+class Kind(str, enum.Enum):
+    HTTP = "http"
+    WORKER = "worker"
+    QUEUE = "queue"
+    TIMER = "timer"
+    UNKNOWN = "unknown"
+
+
+def kind_of(event: Any) -> Kind:
+    if not isinstance(event, dict):
+        return Kind.UNKNOWN
+    if "httpMethod" in event:
+        return Kind.HTTP
+    if isinstance(event.get(WORKER_KEY), dict):
+        return Kind.WORKER
+    records = event.get("Records")
+    if isinstance(records, list) and records and all(isinstance(r, dict) and "CMQ" in r for r in records):
+        return Kind.QUEUE
+    if event.get("Type") == "Timer" or "TriggerName" in event and "Time" in event:
+        return Kind.TIMER
+    return Kind.UNKNOWN
+
+
+def worker_payload(body: bytes, request_id: str) -> dict[str, Any]:
+    """What the HTTP path hands to its asynchronous twin: the raw callback, nothing decided."""
+    return {WORKER_KEY: {"version": 1, "body": body.decode("utf-8"), "receivedBy": request_id}}
+
+
+def queue_bodies(event: dict[str, Any]) -> list[tuple[str, bytes]]:
+    """(message id, callback body) for each CMQ record."""
+    messages = []
+    for record in event["Records"]:
+        cmq = record.get("CMQ") or {}
+        body = cmq.get("msgBody")
+        messages.append((str(cmq.get("msgId", "")), body.encode("utf-8") if isinstance(body, str) else b""))
+    return messages

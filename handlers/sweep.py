@@ -1,0 +1,131 @@
+"""The reconciliation sweep: find successful jobs whose callback never arrived, and check them.
+
+On a timer tick it lists each configured bucket's successful jobs of each configured tag
+created within the window (CI's job list, page by page), skips the jobs whose outputs
+already carry `ci-job=<JobId>` with a final verdict, and runs the rest exactly as a callback
+would. It stops starting jobs while enough time is left to finish the one under way; the
+next tick lists the window again and picks up the rest. Running beside callbacks is safe:
+every action is idempotent.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Protocol
+
+from handlers.actions import movable
+from handlers.callback import output_objects
+from handlers.config import Settings
+from handlers.deadline import Deadline, retrying
+from handlers.errors import StorageError, TransientError
+from handlers.models import Callback, Job, JobResult, OutputObject, Verdict
+from handlers.moves import destination_for
+from handlers.tags import JOB_TAG, VERIFY_TAG
+
+FINAL = {Verdict.VERIFIED.value, Verdict.MISMATCH.value, Verdict.UNVERIFIABLE.value}
+CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
+
+
+class JobLister(Protocol):
+    def list_jobs(self, bucket: str, region: str, tag: str, start: str, end: str,
+                  next_token: str) -> tuple[list[Job], str]: ...
+
+
+class TagReader(Protocol):
+    def tags(self, target: OutputObject) -> dict[str, str] | None: ...
+
+
+@dataclass
+class SweepReport:
+    listed: int = 0
+    already_done: int = 0
+    checked: list[JobResult] = field(default_factory=list)
+    stopped_early: bool = False
+    errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {"listed": self.listed, "alreadyDone": self.already_done, "checked": len(self.checked),
+                "outcomes": sorted(r.outcome.value for r in self.checked),
+                "stoppedEarly": self.stopped_early, "errors": self.errors}
+
+
+def is_done(job: Job, read_tags: Callable[[OutputObject], "dict[str, str] | None"],
+            places: Callable[[OutputObject], "list[OutputObject]"]) -> bool:
+    """Whether every output of the job, where it is now, carries this job's final verdict."""
+    for target in output_objects(job):
+        for place in places(target):
+            tags = read_tags(place)
+            if tags is not None:
+                if tags.get(JOB_TAG) != job.job_id or tags.get(VERIFY_TAG) not in FINAL:
+                    return False
+                break
+        else:
+            return False  # nowhere to be found: let a real check say `missing`
+    return True
+
+
+class Sweep:
+    def __init__(self, settings: Settings, run_jobs: Callable[[Callback, Deadline], "list[JobResult]"],
+                 lister: JobLister, store: TagReader):
+        self._settings = settings
+        self._run_jobs = run_jobs
+        self._lister = lister
+        self._store = store
+
+    def run(self, deadline: Deadline, now: datetime | None = None) -> SweepReport:
+        s = self._settings
+        now = now or datetime.now(timezone.utc)
+        start = (now - timedelta(minutes=s.reconcile_window_minutes)).strftime(CI_TIME)
+        end = now.strftime(CI_TIME)
+        # Keep enough time to finish the job under way with its own retries.
+        reserve = max(2.0, s.cos_timeout)
+        report = SweepReport()
+        with ThreadPoolExecutor(s.concurrency, thread_name_prefix="sweep") as pool:
+            for bucket, region in s.reconcile_buckets:
+                for tag in s.reconcile_tags:
+                    token = ""
+                    while not report.stopped_early:
+                        if deadline.remaining() < reserve:
+                            report.stopped_early = True
+                            break
+                        try:
+                            jobs, token = retrying(
+                                lambda: self._lister.list_jobs(bucket, region, tag, start, end, token), deadline)
+                        except (TransientError, StorageError) as exc:
+                            report.errors.append(f"listing {tag} jobs of {bucket}: {exc}")
+                            break
+                        report.listed += len(jobs)
+                        self._check_page(jobs, pool, deadline, reserve, report)
+                        if not token:
+                            break
+        return report
+
+    def _check_page(self, jobs: list[Job], pool: ThreadPoolExecutor, deadline: Deadline, reserve: float,
+                    report: SweepReport) -> None:
+        done = list(pool.map(lambda job: self._done(job, deadline), jobs))
+        for job, finished in zip(jobs, done):
+            if finished:
+                report.already_done += 1
+                continue
+            if deadline.remaining() < reserve:
+                report.stopped_early = True
+                return
+            report.checked.extend(self._run_jobs(Callback("TaskFinish", (job,)), deadline))
+
+    def _done(self, job: Job, deadline: Deadline) -> bool:
+        if not job.succeeded:
+            return True
+        try:
+            return is_done(job, lambda t: retrying(lambda: self._store.tags(t), deadline),
+                           lambda t: self._places(t, job.job_id))
+        except (TransientError, StorageError):
+            return False  # cannot tell: check it
+
+    def _places(self, target: OutputObject, job_id: str) -> list[OutputObject]:
+        """Where an output may be now: its own key, or where a move took it."""
+        places = [target]
+        for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
+            if movable(verdict, self._settings):
+                places.append(destination_for(target, verdict, job_id, self._settings))
+        return places
