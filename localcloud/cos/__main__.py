@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
 
+from ..serving import serve_until_signalled
 from .emulator import DEFAULT_REGION, CosEmulator
 
 
@@ -32,16 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.jobs:
         emulator.load_jobs(path)
 
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
-    emulator.start()
-    try:
-        print(f"COS emulator listening on {emulator.endpoint}", flush=True)
-        while not stopped.wait(1.0):
-            pass
-    finally:
-        emulator.stop()
+    serve_until_signalled(emulator)
     return 0
 
 

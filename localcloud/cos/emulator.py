@@ -4,11 +4,11 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-import threading
 from os import PathLike
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Union
 
+from ..serving import BackgroundServer
 from . import errors
 from .attributes import DEFAULT_CONTENT_TYPE, normalise_metadata
 from .auth import Credentials
@@ -36,11 +36,13 @@ def _file_chunks(path: Path) -> Iterator[bytes]:
         yield from read_chunks(source)
 
 
-class CosEmulator:
+class CosEmulator(BackgroundServer):
     """Tencent COS's XML API and CI's job API on a local port, for the real cos-python-sdk-v5.
 
     `root=None` keeps objects in a temporary directory removed by `stop()`.
     """
+
+    _label = "COS emulator"
 
     def __init__(
         self,
@@ -61,60 +63,22 @@ class CosEmulator:
             credentials=Credentials(secret_id, secret_key, token),
             cos=CosApi(self._store), ci=CiApi(self._jobs), faults=self._faults, log=self._log,
         )
-        self._address = (host, port)
-        self._server: EmulatorHttpServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__((host, port))
 
     # ------------------------------------------------------------- lifecycle
 
-    def start(self) -> CosEmulator:
-        if self._server is not None:
-            return self
-        self._server = EmulatorHttpServer(self._address, self._services)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="cos-emulator", daemon=True,
-        )
-        self._thread.start()
-        return self
+    def _new_server(self) -> EmulatorHttpServer:
+        return EmulatorHttpServer(self._address, self._services)
 
     def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
+        super().stop()
         if self._own_root:
             shutil.rmtree(self._root, ignore_errors=True)
-
-    def __enter__(self) -> CosEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return self._running().server_address[0]
-
-    @property
-    def port(self) -> int:
-        return self._running().server_address[1]
 
     @property
     def root(self) -> Path:
         """The directory holding object files."""
         return self._root
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def _running(self) -> EmulatorHttpServer:
-        if self._server is None:
-            raise RuntimeError("the COS emulator is not running: call start() first")
-        return self._server
 
     # ---------------------------------------------------------- direct state
 

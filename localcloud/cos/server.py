@@ -6,16 +6,14 @@ import base64
 import logging
 import os
 import socket
-import socketserver
 import struct
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..serving import LocalHTTPServer, TrackedRequestHandler
 from . import auth, errors
 from .ci import CiApi
 from .cos_api import CosApi
@@ -40,38 +38,10 @@ class Services:
     log: RequestLog
 
 
-class EmulatorHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hold up stop()
-    allow_reuse_address = True
-
+class EmulatorHttpServer(LocalHTTPServer):
     def __init__(self, address: tuple[str, int], services: Services):
         self.services = services
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, RequestHandler)
-
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall for seconds.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
-
-    def track(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.add(connection)
-
-    def untrack(self, connection: socket.socket) -> None:
-        with self._connections_lock:
-            self._connections.discard(connection)
-
-    def close_connections(self) -> None:
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
 
 def _new_request_id() -> str:
@@ -83,8 +53,7 @@ def _new_trace_id() -> str:
     return base64.b64encode(uuid.uuid4().bytes + uuid.uuid4().bytes).decode().rstrip("=")
 
 
-class RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class RequestHandler(TrackedRequestHandler):
     timeout = 300  # seconds an idle keep-alive connection stays open
     server: EmulatorHttpServer
 
@@ -93,16 +62,6 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
         logger.debug("%s - %s", self.address_string(), format % args)
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; with Nagle on, each response waits for a delayed ACK.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.track(self.connection)
-
-    def finish(self) -> None:
-        self.server.untrack(self.connection)
-        super().finish()
 
     def do_GET(self) -> None:
         self._serve()

@@ -4,10 +4,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import signal
 import sys
-import threading
 
+from ..serving import serve_until_signalled
 from .emulator import DEFAULT_REGION, ScfEmulator
 from .functions import Handler
 
@@ -45,16 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.function:
         emulator.register_function(*_load_handler(spec))
 
-    stopped = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stopped.set())
-    emulator.start()
-    try:
-        print(f"SCF emulator listening on {emulator.endpoint}", flush=True)
-        while not stopped.wait(1.0):
-            pass
-    finally:
-        emulator.stop()
+    serve_until_signalled(emulator)
     return 0
 
 

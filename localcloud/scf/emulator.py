@@ -1,9 +1,9 @@
 """`ScfEmulator`: the local SCF API, its lifecycle, its functions and what it recorded."""
 from __future__ import annotations
 
-import threading
-from typing import Any, Mapping
+from typing import Mapping
 
+from ..serving import BackgroundServer
 from .functions import DEFAULT_NAMESPACE, LATEST, Function, FunctionRegistry, Handler
 from .invocations import Invocation, Invoker
 from .invoke_api import ScfApi
@@ -13,11 +13,13 @@ from .signing import Credentials
 DEFAULT_REGION = "ap-chongqing"
 
 
-class ScfEmulator:
+class ScfEmulator(BackgroundServer):
     """SCF's `Invoke` (API 3.0, TC3-HMAC-SHA256) on a local port, for tencentcloud-sdk-python's ScfClient.
 
     Point the SDK at it with `HttpProfile(endpoint=f"{emu.host}:{emu.port}", protocol="http")`.
     """
+
+    _label = "SCF emulator"
 
     def __init__(
         self,
@@ -37,56 +39,21 @@ class ScfEmulator:
             api=ScfApi(self._functions, self._invoker),
             log=self._log,
         )
-        self._address = (host, port)
-        self._server: ScfHttpServer | None = None
-        self._thread: threading.Thread | None = None
+        super().__init__((host, port))
 
     # ------------------------------------------------------------- lifecycle
 
+    def _new_server(self) -> ScfHttpServer:
+        return ScfHttpServer(self._address, self._services)
+
     def start(self) -> ScfEmulator:
-        if self._server is not None:
-            return self
-        self._invoker.open()
-        self._server = ScfHttpServer(self._address, self._services)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="scf-emulator", daemon=True,
-        )
-        self._thread.start()
-        return self
+        self._invoker.open()  # undoes a previous stop(): failed invocations are retried again
+        return super().start()
 
     def stop(self) -> None:
         """Stop serving and abandon pending retries; handlers already running finish in the background."""
-        server, self._server = self._server, None
         self._invoker.close()
-        if server is not None:
-            server.shutdown()
-            server.close_connections()
-            server.server_close()
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-
-    def __enter__(self) -> ScfEmulator:
-        return self.start()
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
-
-    @property
-    def host(self) -> str:
-        return self._running().server_address[0]
-
-    @property
-    def port(self) -> int:
-        return self._running().server_address[1]
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def _running(self) -> ScfHttpServer:
-        if self._server is None:
-            raise RuntimeError("the SCF emulator is not running: call start() first")
-        return self._server
+        super().stop()
 
     # ------------------------------------------------------------- functions
 

@@ -3,16 +3,14 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import socketserver
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from ..serving import LocalHTTPServer, TrackedRequestHandler
 from . import signing
 from .errors import ApiError, missing_parameter
 from .invoke_api import API_VERSION, SERVICE, ScfApi
@@ -65,39 +63,13 @@ class Services:
     log: ApiCallLog
 
 
-class ScfHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False  # idle keep-alive connections must not hold up stop()
-    allow_reuse_address = True
-
+class ScfHttpServer(LocalHTTPServer):
     def __init__(self, address: tuple[str, int], services: Services):
         self.services = services
-        self._connections: set[socket.socket] = set()
-        self._connections_lock = threading.Lock()
         super().__init__(address, RequestHandler)
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host name (getfqdn), which can stall for seconds.
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
 
-    def track(self, connection: socket.socket, open_: bool) -> None:
-        with self._connections_lock:
-            (self._connections.add if open_ else self._connections.discard)(connection)
-
-    def close_connections(self) -> None:
-        """Cut kept-alive connections too, so that a stopped emulator answers nothing."""
-        with self._connections_lock:
-            connections = list(self._connections)
-        for connection in connections:
-            try:
-                connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-
-class RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class RequestHandler(TrackedRequestHandler):
     timeout = 120  # seconds an idle keep-alive connection stays open
     server: ScfHttpServer
 
@@ -106,14 +78,6 @@ class RequestHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
         logger.debug("%s - %s", self.address_string(), format % args)
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.track(self.connection, True)
-
-    def finish(self) -> None:
-        self.server.track(self.connection, False)
-        super().finish()
 
     def do_POST(self) -> None:
         self._serve()
