@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """Developer commands; needs only Python 3. It creates .venv on first use.
 
-    python3 dev.py demo            start the local COS emulator and run every sample event
-    python3 dev.py test [ARGS]     run the test suite (ARGS go to pytest)
-    python3 dev.py run EVENT       run one event file through index.main_handler
+    python3 dev.py demo              start the local COS emulator and run every sample event
+    python3 dev.py test [ARGS]       run the test suite (ARGS go to pytest)
+    python3 dev.py run EVENT         run one event file through index.main_handler
+    python3 dev.py serve [--port N]  the function behind a local Function URL, COS emulator seeded
+    python3 dev.py package           build dist/ci-callback-verifier.zip (and build/package/) for SCF
+    python3 dev.py compat [ARGS]     the shipped code against Python 3.10: vermin, then the tests
+                                     under CPython 3.10 when the machine has one (ARGS go to pytest)
 """
 import hashlib
 import os
@@ -15,11 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
-REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
+REQUIREMENTS = ("requirements.txt", "requirements-dev.txt", "requirements-lock.txt")
 COMMANDS = {
     "demo": ["-m", "localcloud", "demo"],
     "test": ["-m", "pytest"],
     "run": ["-m", "localcloud", "run"],
+    "serve": ["-m", "localcloud", "serve"],
+    "package": ["-m", "localcloud.package"],
+    "compat": ["-m", "localcloud.compat"],
 }
 
 

@@ -43,7 +43,9 @@ def request_from_event(event: Mapping[str, Any]) -> HttpRequest:
         headers=headers,
         query=query,
         body=_body(event),
-        source_ip=str(context.get("sourceIp") or headers.get("x-forwarded-for", "")),
+        # API Gateway puts the caller in requestContext; a Function URL in x-scf-remote-addr.
+        source_ip=str(context.get("sourceIp") or headers.get("x-scf-remote-addr")
+                      or headers.get("x-forwarded-for", "")),
     )
 
 

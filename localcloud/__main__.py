@@ -1,4 +1,4 @@
-"""python -m localcloud demo | run EVENT_FILE | samples | soak [--callbacks N]"""
+"""python -m localcloud demo | run EVENT_FILE | serve [--port N] | samples | soak [--callbacks N]"""
 import argparse
 import sys
 
@@ -10,6 +10,8 @@ def main() -> int:
     run = commands.add_parser("run", help="run one event file through index.main_handler, with the "
                                           "environment as it is (COS_ENDPOINT unset: real COS)")
     run.add_argument("event", help="path to an event JSON file, e.g. events/function-url-task-xml.json")
+    commands.add_parser("serve", help="the function behind a local Function URL, with a seeded COS emulator",
+                        add_help=False)
     commands.add_parser("samples", help="rebuild events/*.json from tests/fixtures and events/objects")
     commands.add_parser("soak", help="many callbacks with random faults and duplicate deliveries",
                         add_help=False)
@@ -17,6 +19,9 @@ def main() -> int:
     if args.command == "soak":
         from localcloud.soak import main as soak
         return soak(rest)
+    if args.command == "serve":
+        from localcloud.serve import main as serve
+        return serve(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "demo":

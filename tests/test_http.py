@@ -30,6 +30,11 @@ def test_api_gateway_event_with_base64_body_and_both_query_fields():
     assert request.source_ip == "10.0.0.1"
 
 
+def test_function_url_caller_address():
+    request = request_from_event({"httpMethod": "POST", "headers": {"X-SCF-Remote-Addr": "203.0.113.9"}})
+    assert request.source_ip == "203.0.113.9"
+
+
 def test_bad_base64_is_a_400():
     with pytest.raises(HttpError) as info:
         request_from_event({"httpMethod": "POST", "isBase64Encoded": True, "body": "not base64!"})

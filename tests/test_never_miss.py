@@ -133,8 +133,8 @@ def test_the_sweep_stops_within_its_budget_and_resumes_on_the_next_tick(emulator
     ticks = []
     while not ticks or ticks[-1]["stoppedEarly"]:
         started = time.monotonic()
-        ticks.append(app.handle(TIMER, {"time_limit_in_ms": 4000})["sweep"])
-        assert time.monotonic() - started < 4.0
+        ticks.append(app.handle(TIMER, {"time_limit_in_ms": 5000})["sweep"])
+        assert time.monotonic() - started < 5.0  # SCF would have cut the invocation there
         assert len(ticks) < 20
     assert len(ticks) > 1 and ticks[0]["stoppedEarly"] and 0 < ticks[0]["checked"] < 30
     assert sum(t["checked"] for t in ticks) == 30
