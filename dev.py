@@ -27,6 +27,7 @@ COMMANDS = {
     "serve": ["-m", "localcloud", "serve"],
     "package": ["-m", "localcloud.package"],
     "compat": ["-m", "localcloud.compat"],
+    "bench": ["-m", "bench"],
 }
 
 

@@ -13,7 +13,6 @@ import time
 from typing import Any, Mapping
 
 from handlers import log
-from handlers.audit import write_reports
 from handlers.auth import authenticate, check_allowed, configuration_problem, redacted_target
 from handlers.callback import MalformedCallback, parse_callback
 from handlers.ci import CiJobs, CiUnavailable, JobNotConfirmed, confirmed
@@ -27,8 +26,9 @@ from handlers.http import HttpError, HttpRequest, error_response, request_from_e
 from handlers.models import Callback, JobResult
 from handlers.process import Processor
 from handlers.report import job_entry, needs_retry, object_entry
-from handlers.sweep import Sweep
-from handlers.workflow import expand
+
+# Workflow expansion, audit reports and the timer's sweep are imported where they are used:
+# most invocations need none of them, and every module imported here lengthens a cold start.
 
 
 class RetryLater(Exception):
@@ -158,12 +158,14 @@ class App:
         if self.settings.verify_with_ci:
             callback = confirmed(callback, self.ci_jobs.describe, deadline, self.settings.cos_timeout)
         if callback.workflow_execution is not None:
+            from handlers.workflow import expand
             callback = expand(callback, self.ci_jobs.describe, self.settings.region, deadline)
             check_allowed(callback, self.settings)  # the jobs CI reports for it name their own buckets
         results = self.processor.run(callback, deadline)
         _log_results(results, time.time() - started)
         problems = []
         if self.settings.report_prefix:
+            from handlers.audit import write_reports
             problems = write_reports(results, self.settings.report_prefix, self.store.bound(deadline), deadline,
                                      request_id, started)
             for problem in problems:
@@ -220,6 +222,7 @@ class App:
             log.warning("timer tick, but no bucket to reconcile: set RECONCILE_BUCKETS (or ALLOWED_BUCKETS "
                         "and DEFAULT_REGION)")
             return {"sweep": "nothing to reconcile"}
+        from handlers.sweep import Sweep
         sweep = Sweep(self.settings, lambda callback, d: self._sweep_jobs(callback, d, request_id),
                       self.ci_jobs, self.store.bound(deadline))
         report = sweep.run(deadline).as_dict()

@@ -115,13 +115,16 @@ def _bounded_nesting(path: list, key: str, value: Any) -> tuple[str, Any]:
 
 
 def _check_json_nesting(doc: Any) -> None:
-    pending = [(doc, 1)]  # a stack, not recursion: the depth is what is being checked
-    while pending:
-        node, depth = pending.pop()
+    level, depth = [doc], 1  # level by level, not recursion: the depth is what is being checked
+    while level:
         if depth > MAX_NESTING:
             raise MalformedCallback(f"the JSON nests objects and arrays more than {MAX_NESTING} levels deep")
-        children = node.values() if isinstance(node, dict) else node
-        pending.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+        below = []
+        for node in level:
+            for child in node.values() if isinstance(node, dict) else node:
+                if isinstance(child, (dict, list)):
+                    below.append(child)
+        level, depth = below, depth + 1
 
 
 def output_objects(job: Job) -> tuple[OutputObject, ...]:

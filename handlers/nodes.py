@@ -13,7 +13,7 @@ import re
 import types
 import typing
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1 and the Unicode line breaks
@@ -22,6 +22,7 @@ MAX_KEY_BYTES = 850  # COS refuses longer keys, so CI cannot have written one
 _CHINA = timezone(timedelta(hours=8))
 _KIND_NAMES = {int: "an integer", float: "a number"}
 _TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S.%f%z")
+_USUAL_TIME = re.compile(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)([+-])(\d\d)([0-5]\d)", re.ASCII)
 
 
 class MalformedCallback(ValueError):
@@ -84,6 +85,9 @@ def object_key(value: str, path: str) -> str:
 def timestamp(value: str, path: str) -> datetime | None:
     if value in ("", "-"):  # a job that has not reached that point shows '-'
         return None
+    usual = _usual_time(value)
+    if usual is not None:
+        return usual
     for fmt in _TIME_FORMATS:
         try:
             parsed = datetime.strptime(value, fmt)
@@ -98,16 +102,32 @@ def timestamp(value: str, path: str) -> datetime | None:
     raise MalformedCallback(f"{path}: {value[:64]!r} is not a time")
 
 
+def _usual_time(value: str) -> datetime | None:
+    """CI's own form (`2022-07-01T10:12:26+0800`, or a space for the `T`) read without strptime,
+    which costs ten times as much. None for anything else, and for values datetime refuses:
+    the formats above then decide, as they always did."""
+    match = _USUAL_TIME.fullmatch(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, sign, offset_hours, offset_minutes = match.groups()
+    offset = timedelta(hours=int(offset_hours), minutes=int(offset_minutes))
+    try:
+        return datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
+                        tzinfo=timezone(-offset if sign == "-" else offset))
+    except ValueError:
+        return None
+
+
 def xml_name(field_name: str) -> str:
     return "".join(part.capitalize() for part in field_name.split("_"))
 
 
-@dataclasses.dataclass(frozen=True)
-class _FieldSpec:
+class _FieldSpec(NamedTuple):
     name: str
     source: str
     kind: type
     is_list: bool
+    is_node: bool  # the kind is a model, built from the element's children
     parse: Callable[[str, str], Any] | None
     required: bool
 
@@ -118,7 +138,7 @@ def _specs(cls: type) -> tuple[_FieldSpec, ...]:
     specs = []
     for f in dataclasses.fields(cls):
         kind, is_list = _unwrap(hints[f.name])
-        specs.append(_FieldSpec(f.name, xml_name(f.name), kind, is_list,
+        specs.append(_FieldSpec(f.name, xml_name(f.name), kind, is_list, dataclasses.is_dataclass(kind),
                                 f.metadata.get("parse"), f.metadata.get("required", False)))
     return tuple(specs)
 
@@ -142,29 +162,35 @@ def build(cls: type, node: Any, path: str) -> Any:
         raise MalformedCallback(f"{path}: expected an element with children, got {type(node).__name__}")
     values = {}
     for spec in _specs(cls):
-        where = f"{path}.{spec.source}"
         raw = node.get(spec.source)
         if spec.is_list:
-            items = as_list(raw)
-            values[spec.name] = tuple(_scalar_or_node(spec, item, f"{where}[{i}]") for i, item in enumerate(items))
+            values[spec.name] = tuple(_value(spec, item, path, f"{spec.source}[{i}]")
+                                      for i, item in enumerate(as_list(raw)))
             continue
-        if isinstance(raw, list):
-            raise MalformedCallback(f"{where}: expected one value, got {len(raw)}")
-        value = _scalar_or_node(spec, raw, where) if raw not in (None, "") else None
+        if raw is None or raw == "":
+            value = None
+        elif isinstance(raw, list):
+            raise MalformedCallback(f"{path}.{spec.source}: expected one value, got {len(raw)}")
+        else:
+            value = _value(spec, raw, path, spec.source)
         if value is None or value == "":
             if spec.required:
-                raise MalformedCallback(f"{where} is required")
+                raise MalformedCallback(f"{path}.{spec.source} is required")
             continue  # keep the dataclass default
         values[spec.name] = value
     return cls(**values)
 
 
-def _scalar_or_node(spec: _FieldSpec, raw: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(spec.kind):
-        return build(spec.kind, raw, where)
-    value = text(raw, where)
+def _value(spec: _FieldSpec, raw: Any, path: str, name: str) -> Any:
+    """`raw` as the field's type. The field's path (`path.name`) is spelled out only when it is
+    needed: for a nested model, a parse rule or an error (formatting it for every field was a
+    fifth of the parse)."""
+    if spec.is_node:
+        return build(spec.kind, raw, f"{path}.{name}")
+    # Almost every value is ASCII text, which holds no lone surrogate for text() to refuse.
+    value = raw.strip() if type(raw) is str and raw.isascii() else text(raw, f"{path}.{name}")
     if spec.parse is not None:
-        return spec.parse(value, where)
+        return spec.parse(value, f"{path}.{name}")
     if spec.kind is str:
         return value
     if not value:
@@ -172,4 +198,4 @@ def _scalar_or_node(spec: _FieldSpec, raw: Any, where: str) -> Any:
     try:
         return spec.kind(value)
     except ValueError:
-        raise MalformedCallback(f"{where}: {value[:64]!r} is not {_KIND_NAMES[spec.kind]}") from None
+        raise MalformedCallback(f"{path}.{name}: {value[:64]!r} is not {_KIND_NAMES[spec.kind]}") from None
