@@ -8,6 +8,8 @@
     python3 dev.py package           build dist/ci-callback-verifier.zip (and build/package/) for SCF
     python3 dev.py compat [ARGS]     the shipped code against Python 3.10: vermin, then the tests
                                      under CPython 3.10 when the machine has one (ARGS go to pytest)
+    python3 dev.py bench [--quick]   the benchmarks: a table, and bench/results.json
+    python3 dev.py lint              ruff over everything, mypy --strict over the shipped code
 """
 import hashlib
 import os
@@ -29,6 +31,10 @@ COMMANDS = {
     "compat": ["-m", "localcloud.compat"],
     "bench": ["-m", "bench"],
 }
+# Commands that are several tools in a row; the first failure ends the run.
+SEQUENCES = {
+    "lint": (["-m", "ruff", "check"], ["-m", "mypy"]),
+}
 
 
 def ensure_environment() -> None:
@@ -46,12 +52,16 @@ def ensure_environment() -> None:
 
 
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in COMMANDS:
+    if not argv or argv[0] not in {*COMMANDS, *SEQUENCES}:
         print(__doc__.strip())
         return 2
     ensure_environment()
-    command = [str(PYTHON), *COMMANDS[argv[0]], *argv[1:]]
-    return subprocess.run(command, cwd=ROOT).returncode
+    steps = SEQUENCES.get(argv[0]) or ([*COMMANDS[argv[0]], *argv[1:]],)
+    for step in steps:
+        code = subprocess.run([str(PYTHON), *step], cwd=ROOT).returncode
+        if code:
+            return code
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Act on a verdict: tag the object in place, or move it (handlers/moves.py)."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying

@@ -10,7 +10,8 @@ verification and actions → audit report):
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from handlers import log
 from handlers.auth import authenticate, check_allowed, configuration_problem, redacted_target
@@ -202,7 +203,7 @@ class App:
             return {"refused": str(exc)}
         return {"jobs": [job_entry(r) for r in results]}
 
-    def handle_queue(self, event: Mapping[str, Any], deadline: Deadline, request_id: str) -> dict[str, Any]:
+    def handle_queue(self, event: dict[str, Any], deadline: Deadline, request_id: str) -> dict[str, Any]:
         outcomes, retry = [], []
         for message_id, body in queue_bodies(event):
             try:

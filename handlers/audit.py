@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from typing import Protocol
 
 from handlers.callback import output_objects
@@ -54,7 +55,7 @@ def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline
             continue
         body = report_body(result, request_id, started, finished)
         try:
-            retrying(lambda: store.put_bytes(where, body, "application/json; charset=utf-8"), deadline)
+            retrying(partial(store.put_bytes, where, body, "application/json; charset=utf-8"), deadline)
         except (TransientError, StorageError) as exc:
             problems.append(f"the audit report {where.bucket}/{where.key} was not written: {exc}")
     return problems

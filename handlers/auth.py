@@ -7,7 +7,7 @@ token can make the function touch.
 from __future__ import annotations
 
 import hmac
-from typing import Iterable
+from collections.abc import Iterable
 
 from handlers.callback import output_objects
 from handlers.config import ANY_BUCKET, ConfigError, Settings

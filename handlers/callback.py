@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from xml.parsers.expat import ExpatError
 
 import xmltodict
-from xml.parsers.expat import ExpatError
 
 from handlers.models import Callback, Job, OutputObject, WorkflowExecution
 from handlers.nodes import MalformedCallback, build, object_key
@@ -17,7 +17,7 @@ _BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?-[0-9]{1,20}")
 _REGION = re.compile(r"[a-z]{2,10}(?:-[a-z0-9]{1,20}){1,3}")
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # it goes into CI's URL and into the ci-job tag
 
-__all__ = ["MalformedCallback", "parse_callback", "output_objects", "body_format"]
+__all__ = ["MalformedCallback", "body_format", "output_objects", "parse_callback"]
 
 
 def body_format(body: bytes) -> str:
@@ -39,7 +39,7 @@ def parse_callback(body: bytes) -> Callback:
     except UnicodeDecodeError as exc:
         raise MalformedCallback(f"the body is not valid UTF-8 (byte {exc.start})") from None
     tree = _parse_xml(text) if kind == "xml" else _parse_json(text)
-    callback = build(Callback, tree, "Response")
+    callback: Callback = build(Callback, tree, "Response")
     if callback.workflow_execution is not None and not callback.jobs_detail:
         _check_workflow(callback.workflow_execution, "Response.WorkflowExecution")
         return callback
@@ -107,7 +107,7 @@ def _parse_json(text: str) -> Any:
     return doc
 
 
-def _bounded_nesting(path: list, key: str, value: Any) -> tuple[str, Any]:
+def _bounded_nesting(path: list[Any], key: str, value: Any) -> tuple[str, Any]:
     """xmltodict calls this as each element closes, with the element's ancestors in `path`."""
     if len(path) > MAX_NESTING:
         raise MalformedCallback(f"the XML nests elements more than {MAX_NESTING} levels deep")

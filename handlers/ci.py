@@ -10,8 +10,9 @@ forging one achieves nothing but an answer.
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
@@ -81,7 +82,7 @@ def answer_from(data: Any) -> CiAnswer:
         job = build(Job, node, f"CI.JobsDetail[{i}]")
         output_objects(job)  # contradictions in CI's own answer surface here, not as the callback's fault
         jobs[job.job_id] = job
-    missing = set()
+    missing: set[str] = set()
     for entry in as_list(data.get("NonExistJobIds")):
         if not isinstance(entry, str):
             raise MalformedCallback(f"CI.NonExistJobIds: expected text, got {type(entry).__name__}")

@@ -6,8 +6,8 @@ person can act on instead of failing obscurely on the first callback.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 from urllib.parse import urlsplit
 
 ACTIONS = ("tag", "move")
@@ -64,7 +64,7 @@ class Settings:
     reconcile_window_minutes: int = 60
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> "Settings":
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
         return cls(
             secret_id=_required(env, "TENCENTCLOUD_SECRETID"),
             secret_key=_required(env, "TENCENTCLOUD_SECRETKEY"),
@@ -149,7 +149,8 @@ def _destination(env: Mapping[str, str], name: str, default: str, bucket_variabl
     try:
         probe = template.format(key="k", jobId="j", bucket="b", verdict="v")
     except (KeyError, IndexError, ValueError) as exc:
-        raise ConfigError(name, f"{value!r} is not a template of {{{'}, {'.join(DESTINATION_FIELDS)}}}: {exc}") from None
+        fields = ", ".join(DESTINATION_FIELDS)
+        raise ConfigError(name, f"{value!r} is not a template of {{{fields}}}: {exc}") from None
     if "{key}" not in template:
         raise ConfigError(name, f"{value!r} must contain {{key}}, or every object would land on one key")
     if probe == "k" and not _value(env, bucket_variable):

@@ -11,8 +11,9 @@ import os
 import queue
 import threading
 import urllib.request
+from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
-from typing import Iterator, Mapping
+from typing import Any
 
 import requests
 from qcloud_cos import CosConfig, CosS3Client
@@ -84,7 +85,7 @@ class ObjectStore:
         self._settings = settings
         self._deadline = deadline
 
-    def bound(self, deadline: Deadline) -> "ObjectStore":
+    def bound(self, deadline: Deadline) -> ObjectStore:
         """The same store, with every request's timeout capped by the time the invocation has left."""
         return ObjectStore(self._clients, self._settings, deadline)
 
@@ -163,7 +164,7 @@ class ObjectStore:
         except (CosServiceError, CosClientError) as exc:
             raise _translate(exc, "COPY", dest) from None
 
-    def _copy_in_parts(self, client: CosS3Client, copy_source: dict, state: ObjectState,
+    def _copy_in_parts(self, client: CosS3Client, copy_source: dict[str, str], state: ObjectState,
                        dest: OutputObject, if_match: str) -> None:
         headers = dict(state.metadata)
         metadata = {k: v for k, v in headers.items() if k.startswith("x-cos-meta-")}
@@ -247,7 +248,7 @@ class _Md5Behind:
         return self._digest.hexdigest()
 
 
-def _chunks(stream) -> Iterator[bytes]:
+def _chunks(stream: Any) -> Iterator[bytes]:
     while True:
         chunk = stream.read(CHUNK_BYTES, decode_content=False)
         if not chunk:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from handlers.errors import TransientError
 
@@ -26,16 +27,16 @@ class Deadline:
     at: float  # time.monotonic() value
 
     @classmethod
-    def from_context(cls, context: Mapping[str, Any] | None, started: float | None = None) -> "Deadline":
+    def from_context(cls, context: Mapping[str, Any] | None, started: float | None = None) -> Deadline:
         started = time.monotonic() if started is None else started
         try:
-            budget = float((context or {}).get("time_limit_in_ms")) / 1000.0
-        except (TypeError, ValueError):
+            budget = float((context or {}).get("time_limit_in_ms")) / 1000.0  # type: ignore[arg-type]
+        except (TypeError, ValueError):  # absent or not a number: a local run
             budget = LOCAL_BUDGET_SECONDS
         return cls(started + max(budget - RESERVE_SECONDS, 0.5))
 
     @classmethod
-    def after(cls, seconds: float) -> "Deadline":
+    def after(cls, seconds: float) -> Deadline:
         return cls(time.monotonic() + seconds)
 
     def remaining(self) -> float:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from handlers.config import Settings
 from handlers.errors import StorageError, TransientError
@@ -67,7 +68,7 @@ class Dispatcher:
             raise StorageError(f"SCF Invoke: {code} {exc.get_message()}") from None
         return str(result.FunctionRequestId)
 
-    def _scf(self):
+    def _scf(self) -> Any:
         if self._client is None:
             from tencentcloud.common import credential
             from tencentcloud.common.profile.client_profile import ClientProfile

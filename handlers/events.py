@@ -31,7 +31,7 @@ def kind_of(event: Any) -> Kind:
     records = event.get("Records")
     if isinstance(records, list) and records and all(isinstance(r, dict) and "CMQ" in r for r in records):
         return Kind.QUEUE
-    if event.get("Type") == "Timer" or "TriggerName" in event and "Time" in event:
+    if event.get("Type") == "Timer" or ("TriggerName" in event and "Time" in event):
         return Kind.TIMER
     return Kind.UNKNOWN
 

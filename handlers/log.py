@@ -12,7 +12,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 from urllib.parse import quote
 
 REDACTED = "[redacted]"
@@ -62,7 +63,7 @@ def register_secrets(values: Iterable[str | None]) -> None:
         _secret_forms = tuple(sorted(forms, key=len, reverse=True))  # a longer secret may contain a shorter
 
 
-class _StdoutHandler(logging.StreamHandler):
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever sys.stdout is at the time (runtimes and test runners replace it)."""
 
     def emit(self, record: logging.LogRecord) -> None:

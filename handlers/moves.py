@@ -8,7 +8,8 @@ COS itself says how far an earlier delivery got.
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping, Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar
 
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
@@ -16,6 +17,8 @@ from handlers.errors import NotFound, PreconditionFailed, StorageError, Transien
 from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.tags import plan_tags
 from handlers.verify import Inspector, check_object
+
+T = TypeVar("T")
 
 
 class Mover(Inspector, Protocol):
@@ -52,7 +55,7 @@ class MoveBlocked(Exception):
     """The move cannot go on safely; the reason is reported and nothing more is done."""
 
 
-def move(check: Check, job_id: str, source_tags: Callable[[], "dict[str, str] | None"], tag: bool,
+def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | None], tag: bool,
          store: Mover, settings: Settings, deadline: Deadline) -> ObjectResult:
     source, state = check.target, check.state
     assert state is not None
@@ -60,7 +63,7 @@ def move(check: Check, job_id: str, source_tags: Callable[[], "dict[str, str] | 
     if (dest.bucket, dest.key) == (source.bucket, source.key):
         return ObjectResult(check, error=f"the {check.verdict.value} destination is the object itself; not moved")
 
-    def step(action):
+    def step(action: Callable[[], T]) -> T:
         return retrying(action, deadline)
 
     try:
@@ -136,7 +139,8 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
             existing = retrying(lambda: store.tags(dest), deadline) or {}
             plan = plan_tags(existing, verdict.value, job_id)
             if plan.tags is not None:
-                retrying(lambda: store.put_tags(dest, dict(plan.tags)), deadline)
+                tags = plan.tags
+                retrying(lambda: store.put_tags(dest, tags), deadline)
             actions.append("tagged" if plan.tags is not None or plan.done else "tag-skipped")
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging the moved object failed: {exc}")

@@ -12,8 +12,9 @@ import functools
 import re
 import types
 import typing
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 _MD5 = re.compile(r"[0-9a-fA-F]{32}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")  # C0, DEL, C1 and the Unicode line breaks
@@ -132,7 +133,7 @@ class _FieldSpec(NamedTuple):
     required: bool
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _specs(cls: type) -> tuple[_FieldSpec, ...]:
     hints = typing.get_type_hints(cls)
     specs = []

@@ -6,8 +6,8 @@ move adds its own steps (handlers/moves.py).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
 
 from handlers.actions import act, movable, reads_tags, tags_on
 from handlers.callback import output_objects
@@ -61,7 +61,7 @@ class Processor:
 
     def _one(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline) -> ObjectResult:
         settings = self._settings
-        tags: Future | None = None
+        tags: Future[dict[str, str] | None] | None = None
         if reads_tags(settings):
             tags = self._tag_reads.submit(
                 retrying, lambda: store.tags(target), deadline)
@@ -75,7 +75,7 @@ class Processor:
         return act(check, job.job_id, _result_of(tags), store, settings, deadline)
 
 
-def _result_of(future: Future | None) -> Callable[[], "dict[str, str] | None"]:
-    def read() -> "dict[str, str] | None":
+def _result_of(future: Future[dict[str, str] | None] | None) -> Callable[[], dict[str, str] | None]:
+    def read() -> dict[str, str] | None:
         return future.result() if future is not None else {}
     return read

@@ -9,10 +9,12 @@ every action is idempotent.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Callable, Protocol
+from functools import partial
+from typing import Protocol
 
 from handlers.actions import movable
 from handlers.callback import output_objects
@@ -44,14 +46,14 @@ class SweepReport:
     stopped_early: bool = False
     errors: list[str] = field(default_factory=list)
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, object]:
         return {"listed": self.listed, "alreadyDone": self.already_done, "checked": len(self.checked),
                 "outcomes": sorted(r.outcome.value for r in self.checked),
                 "stoppedEarly": self.stopped_early, "errors": self.errors}
 
 
-def is_done(job: Job, read_tags: Callable[[OutputObject], "dict[str, str] | None"],
-            places: Callable[[OutputObject], "list[OutputObject]"]) -> bool:
+def is_done(job: Job, read_tags: Callable[[OutputObject], dict[str, str] | None],
+            places: Callable[[OutputObject], list[OutputObject]]) -> bool:
     """Whether every output of the job, where it is now, carries this job's final verdict."""
     for target in output_objects(job):
         for place in places(target):
@@ -66,7 +68,7 @@ def is_done(job: Job, read_tags: Callable[[OutputObject], "dict[str, str] | None
 
 
 class Sweep:
-    def __init__(self, settings: Settings, run_jobs: Callable[[Callback, Deadline], "list[JobResult]"],
+    def __init__(self, settings: Settings, run_jobs: Callable[[Callback, Deadline], list[JobResult]],
                  lister: JobLister, store: TagReader):
         self._settings = settings
         self._run_jobs = run_jobs
@@ -91,7 +93,7 @@ class Sweep:
                             break
                         try:
                             jobs, token = retrying(
-                                lambda: self._lister.list_jobs(bucket, region, tag, start, end, token), deadline)
+                                partial(self._lister.list_jobs, bucket, region, tag, start, end, token), deadline)
                         except (TransientError, StorageError) as exc:
                             report.errors.append(f"listing {tag} jobs of {bucket}: {exc}")
                             break
@@ -104,7 +106,7 @@ class Sweep:
     def _check_page(self, jobs: list[Job], pool: ThreadPoolExecutor, deadline: Deadline, reserve: float,
                     report: SweepReport) -> None:
         done = list(pool.map(lambda job: self._done(job, deadline), jobs))
-        for job, finished in zip(jobs, done):
+        for job, finished in zip(jobs, done, strict=True):
             if finished:
                 report.already_done += 1
                 continue

@@ -6,8 +6,8 @@ the union. When the union would break a limit it keeps the user's tags and write
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 MAX_TAGS = 10
 MAX_KEY = 127

@@ -15,7 +15,8 @@ from qcloud_cos import CosConfig, CosS3Client
 
 from localcloud.cos import CosEmulator
 from localcloud.runner import ROOT, load_handler, local_context
-from localcloud.samples import DEMO_TOKEN, ci_jobs, manifest as sample_manifest, restamp_event, sample_bytes
+from localcloud.samples import DEMO_TOKEN, ci_jobs, restamp_event, sample_bytes
+from localcloud.samples import manifest as sample_manifest
 
 EVENTS = ROOT / "events"
 OBJECTS = EVENTS / "objects"

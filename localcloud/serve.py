@@ -103,7 +103,7 @@ class FunctionUrlServer(LocalHTTPServer):
         with self.invocation:
             try:
                 return http_response(self.function(event, local_context(self.timeout_seconds)))
-            except Exception as exc:  # noqa: BLE001 - SCF answers a function that raised; so does this
+            except Exception as exc:
                 traceback.print_exc()
                 body = {"errorCode": -1, "errorMessage": f"{type(exc).__name__}: {exc}", "statusCode": 502}
                 return 502, [("Content-Type", "application/json")], json.dumps(body).encode()

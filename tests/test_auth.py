@@ -1,8 +1,14 @@
 """The token and the allow-lists as pure functions, and the settings that configure them."""
 import pytest
 
-from handlers.auth import (authenticate, check_allowed, configuration_problem, presented_tokens, redacted_target,
-                           token_accepted)
+from handlers.auth import (
+    authenticate,
+    check_allowed,
+    configuration_problem,
+    presented_tokens,
+    redacted_target,
+    token_accepted,
+)
 from handlers.callback import parse_callback
 from handlers.config import ConfigError, Settings
 from handlers.http import HttpError, HttpRequest

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from handlers.ci import CiAnswer, answer_from, disagreement
 from handlers.callback import parse_callback
+from handlers.ci import CiAnswer, answer_from, disagreement
 from handlers.nodes import MalformedCallback
 from handlers.tags import JOB_TAG, VERIFY_TAG
 from localcloud.samples import ci_jobs

@@ -14,7 +14,8 @@ import os
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from handlers.app import App
 from handlers.config import Settings

@@ -124,7 +124,8 @@ def test_a_python_310_interpreter_is_here():
 def test_the_unpacked_package_runs_a_sample_event_in_a_bare_interpreter(package, emulator, tmp_path):
     python = find_python310()
     if python is None:
-        warnings.warn(f"no CPython 3.10 here: running the package under {sys.version.split()[0]} instead")
+        warnings.warn(f"no CPython 3.10 here: running the package under {sys.version.split()[0]} instead",
+                      stacklevel=1)
         python = sys.executable
     tree = tmp_path / "code"
     with zipfile.ZipFile(package.zip_path) as archive:

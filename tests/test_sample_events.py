@@ -42,8 +42,8 @@ def test_there_are_samples_of_both_http_shapes():
 def test_an_http_sample_is_a_whole_event_of_its_trigger(path: Path):
     event = json.loads(path.read_text())
     if "requestContext" in event:
-        assert API_GATEWAY_KEYS <= set(event), f"missing {sorted(API_GATEWAY_KEYS - set(event))}"
-        assert REQUEST_CONTEXT_KEYS <= set(event["requestContext"])
+        assert set(event) >= API_GATEWAY_KEYS, f"missing {sorted(API_GATEWAY_KEYS - set(event))}"
+        assert set(event["requestContext"]) >= REQUEST_CONTEXT_KEYS
         assert event["requestContext"]["httpMethod"] == event["httpMethod"]
         assert isinstance(event["isBase64Encoded"], bool)
         assert all(isinstance(event[k], dict) for k in ("queryStringParameters", "headerParameters", "pathParameters"))

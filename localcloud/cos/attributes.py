@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Mapping
+from collections.abc import Mapping
 from urllib.parse import unquote
 
 from . import errors

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from email.utils import formatdate, parsedate_to_datetime
-from typing import Mapping
 
 from . import errors
 

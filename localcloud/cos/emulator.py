@@ -4,9 +4,10 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable, Iterator, Mapping
 from os import PathLike
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Union
+from typing import Any, Union
 
 from ..serving import BackgroundServer
 from . import errors
@@ -20,7 +21,7 @@ from .store import ObjectAttributes, Store, read_chunks
 
 DEFAULT_REGION = "ap-chongqing"
 
-Data = Union[bytes, bytearray, memoryview, str, PathLike, Iterable[bytes]]  # content, a file path, or chunks
+Data = Union[bytes, bytearray, memoryview, str, PathLike, Iterable[bytes]]  # noqa: UP007 - a runtime alias: `|` on typing objects needs 3.10+ at import
 
 
 def _chunks_of(data: Data) -> Iterable[bytes]:

@@ -78,4 +78,4 @@ def error_body(code: str, message: str, resource: str, request_id: str, trace_id
         f"<Error><Code>{escape(code)}</Code><Message>{escape(message)}</Message>"
         f"<Resource>{escape(resource)}</Resource><RequestId>{escape(request_id)}</RequestId>"
         f"<TraceId>{escape(trace_id)}</TraceId></Error>"
-    ).encode("utf-8")
+    ).encode()

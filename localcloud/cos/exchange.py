@@ -1,9 +1,10 @@
 """The request an operation handles and the response it returns, independent of the socket."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from . import errors
 

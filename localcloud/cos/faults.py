@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Union
+from typing import Union
 
 KeyMatcher = Union[str, "re.Pattern[str]", None]
 

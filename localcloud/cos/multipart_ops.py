@@ -10,8 +10,8 @@ from . import errors, tagging
 from .attributes import attributes_from_headers, content_md5
 from .conditions import iso8601, parse_copy_range
 from .exchange import Request, Response
-from .results import int_param, key_encoder, owner, xml_result
 from .object_ops import check_upload_length, open_copy_source
+from .results import int_param, key_encoder, owner, xml_result
 from .store import MAX_PART_NUMBER, Store, read_chunks
 
 _MAX_COMPLETE_BODY = 8 * 1024 * 1024

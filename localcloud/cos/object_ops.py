@@ -1,15 +1,20 @@
 """Object operations: PUT/GET/HEAD/DELETE Object, PUT Object - Copy and object tagging."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 import xmltodict
 
 from . import errors, tagging
 from .attributes import attributes_from_headers, content_md5, object_headers, parse_copy_source
 from .conditions import (
-    check_copy_source_preconditions, check_read_preconditions, http_date, iso8601, parse_read_range,
+    check_copy_source_preconditions,
+    check_read_preconditions,
+    http_date,
+    iso8601,
+    parse_read_range,
 )
 from .exchange import Request, Response
 from .faults import Fault

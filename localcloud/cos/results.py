@@ -1,7 +1,8 @@
 """Helpers the XML-answering operations share: result bodies, numeric parameters, key encoding."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 import xmltodict

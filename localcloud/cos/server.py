@@ -9,8 +9,8 @@ import socket
 import struct
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..serving import LocalHTTPServer, TrackedRequestHandler
@@ -60,7 +60,7 @@ class RequestHandler(TrackedRequestHandler):
     def version_string(self) -> str:
         return "tencent-cos"
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_message(self, format: str, *args) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
 
     def do_GET(self) -> None:

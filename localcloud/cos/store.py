@@ -16,9 +16,10 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO
 
 from . import errors
 from .digest import ContentDigest, multipart_etag
@@ -292,7 +293,7 @@ class Store:
         return stored
 
     def _object_path(self, bucket: str, key: str) -> Path:
-        name = hashlib.sha256(f"{bucket}/{key}".encode("utf-8")).hexdigest()
+        name = hashlib.sha256(f"{bucket}/{key}".encode()).hexdigest()
         return self._objects_dir / name
 
     # -------------------------------------------------------------------- tags
@@ -360,7 +361,7 @@ class Store:
                         400, "EntityTooSmall",
                         f"Part {part.number} is {part.size} bytes; every part but the last must be at least 1 MiB.",
                     )
-            handles = [open(part.path, "rb") for part in parts]
+            handles = [open(part.path, "rb") for part in parts]  # noqa: SIM115 - closed below, after the spool
             attributes, tags = upload.attributes, dict(upload.tags)
         try:
             spooled = self.spool(chunk for handle in handles for chunk in read_chunks(handle))

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from urllib.parse import parse_qsl
+from xml.parsers.expat import ExpatError
 
 import xmltodict
-from xml.parsers.expat import ExpatError
 
 from . import errors
 

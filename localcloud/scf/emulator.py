@@ -1,7 +1,7 @@
 """`ScfEmulator`: the local SCF API, its lifecycle, its functions and what it recorded."""
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from ..serving import BackgroundServer
 from .functions import DEFAULT_NAMESPACE, LATEST, Function, FunctionRegistry, Handler

@@ -106,7 +106,7 @@ class Invoker:
         try:
             result = function.handler(event, context)
             ret_msg = json.dumps(result, ensure_ascii=False)
-        except BaseException as exc:  # noqa: BLE001 - even sys.exit() in a handler is only a failed invocation
+        except BaseException as exc:
             elapsed_ms = (time.monotonic() - started) * 1000
             message = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -6,8 +6,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..serving import LocalHTTPServer, TrackedRequestHandler
@@ -76,7 +77,7 @@ class RequestHandler(TrackedRequestHandler):
     def version_string(self) -> str:
         return "scf-emulator"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - BaseHTTPRequestHandler's signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
 
     def do_POST(self) -> None:
@@ -106,7 +107,7 @@ class RequestHandler(TrackedRequestHandler):
             error = None
         except ApiError as api_error:
             error = api_error
-        except Exception as unexpected:  # noqa: BLE001 - answer in the API's shape, as the service would
+        except Exception as unexpected:
             logger.exception("SCF emulator: %s failed", action)
             error = ApiError("InternalError", f"{type(unexpected).__name__}: {unexpected}")
         if error is not None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Mapping
 
 from .errors import ApiError, missing_parameter
 
