@@ -1,66 +1,38 @@
-"""Act on a verdict: tag the object in place, or move it (handlers/moves.py)."""
+"""Tag an object with its verdict, in place (moves carry tags along: handlers/moves.py)."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
-from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Check, ObjectResult, Verdict
-from handlers.moves import Mover, move
+from handlers.models import Check, ObjectResult, OutputObject, Verdict
 from handlers.tags import plan_tags
 
 TagReader = Callable[[], "dict[str, str] | None"]
-# Objects whose bytes were hashed (or matched by ETag) are the only ones ever moved.
-MOVABLE = frozenset({Verdict.VERIFIED, Verdict.MISMATCH})
 
 
-def actions_for(verdict: Verdict, settings: Settings) -> frozenset[str]:
-    """Which configured actions apply: verified objects take ACTION_VERIFIED; objects that
-    failed or could not be checked take ACTION_FAILED. Missing, superseded and errored
-    objects are never touched."""
-    if verdict is Verdict.VERIFIED:
-        return settings.action_verified
-    if verdict in (Verdict.MISMATCH, Verdict.UNVERIFIABLE):
-        return settings.action_failed
-    return frozenset()
+class Tagger(Protocol):
+    def put_tags(self, target: OutputObject, tags: Mapping[str, str]) -> None: ...
 
 
-def reads_tags(settings: Settings) -> bool:
-    """Tags are read beside the HEAD whenever an action may write them (a move carries them)."""
-    return bool(settings.action_verified | settings.action_failed)
+def ensure_tags(store: Tagger, place: OutputObject, existing: Mapping[str, str], verdict: Verdict,
+                job_id: str, deadline: Deadline) -> tuple[str, str]:
+    """Write our tags into `place`'s `existing` set unless already there; returns the action
+    ("tagged" or "tag-skipped") and, when skipped, why."""
+    plan = plan_tags(existing, verdict.value, job_id)
+    if plan.tags is not None:
+        tags = plan.tags
+        retrying(lambda: store.put_tags(place, tags), deadline)
+    return ("tag-skipped", plan.skipped) if plan.skipped else ("tagged", "")
 
 
-def movable(verdict: Verdict, settings: Settings) -> bool:
-    return verdict in MOVABLE and "move" in actions_for(verdict, settings)
-
-
-def tags_on(verdict: Verdict, settings: Settings) -> bool:
-    return "tag" in actions_for(verdict, settings)
-
-
-def act(check: Check, job_id: str, read_tags: TagReader, store: Mover, settings: Settings,
-        deadline: Deadline) -> ObjectResult:
-    if movable(check.verdict, settings):
-        return move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
-    if tags_on(check.verdict, settings):
-        return tag(check, job_id, read_tags, store, settings, deadline)
-    return ObjectResult(check)
-
-
-def tag(check: Check, job_id: str, read_tags: TagReader, store: Mover, settings: Settings,
-        deadline: Deadline) -> ObjectResult:
+def tag(check: Check, job_id: str, read_tags: TagReader, store: Tagger, deadline: Deadline) -> ObjectResult:
     try:
         existing = read_tags()
         if existing is None:
             raise TransientError(f"{check.target.key} disappeared between its HEAD and its tag read")
-        plan = plan_tags(existing, check.verdict.value, job_id)
-        if plan.done:
-            return ObjectResult(check, actions=("tagged",))
-        if plan.tags is None:
-            return ObjectResult(check, actions=("tag-skipped",), notes=(plan.skipped,))
-        tags = plan.tags
-        retrying(lambda: store.put_tags(check.target, tags), deadline)
+        action, note = ensure_tags(store, check.target, existing, check.verdict, job_id, deadline)
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging failed: {exc}")
-    return ObjectResult(check, actions=("tagged",))
+    return ObjectResult(check, actions=(action,), notes=(note,) if note else ())

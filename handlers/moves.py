@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar
 
+from handlers.actions import ensure_tags
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
+from handlers.policy import movable, tags_on
 from handlers.tags import plan_tags
 from handlers.verify import Inspector, check_object
 
@@ -75,7 +77,7 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
                 step(lambda: store.copy(source, state, dest))
             except NotFound as missing:
                 # Another delivery may have finished this move between our HEAD and the copy.
-                return _already_moved(check, job_id, tag, store, settings, deadline) or ObjectResult(
+                return _moved_result(source, check.verdict, job_id, tag, store, settings, deadline) or ObjectResult(
                     check, error=f"copy answered 404, the source or the destination bucket is missing: {missing}")
             copied = step(lambda: store.head(dest))
             if copied is None or not holds_same_bytes(state, copied, _known_md5(check)):
@@ -105,22 +107,17 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
         return ObjectResult(check, error=f"move failed: {exc}")
 
 
-def find_moved(target: OutputObject, job_id: str, tag: Callable[[Verdict], bool], movable: Callable[[Verdict], bool],
-               store: Mover, settings: Settings, deadline: Deadline) -> ObjectResult | None:
+def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settings,
+               deadline: Deadline) -> ObjectResult | None:
     """For an object missing at its key: the result of an earlier delivery that moved it,
     or None when no destination holds it."""
     for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
-        if not movable(verdict):
+        if not movable(verdict, settings):
             continue
-        found = _moved_result(target, verdict, job_id, tag(verdict), store, settings, deadline)
+        found = _moved_result(target, verdict, job_id, tags_on(verdict, settings), store, settings, deadline)
         if found is not None:
             return found
     return None
-
-
-def _already_moved(check: Check, job_id: str, tag: bool, store: Mover, settings: Settings,
-                   deadline: Deadline) -> ObjectResult | None:
-    return _moved_result(check.target, check.verdict, job_id, tag, store, settings, deadline)
 
 
 def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool, store: Mover,
@@ -133,19 +130,17 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
     if found.verdict is not verdict:
         return None
     check = Check(target, verdict, found.method, found.reason, found.state, found.content_md5)
-    actions = []
+    actions, notes = [], []
     try:
         if tag:
             existing = retrying(lambda: store.tags(dest), deadline) or {}
-            plan = plan_tags(existing, verdict.value, job_id)
-            if plan.tags is not None:
-                tags = plan.tags
-                retrying(lambda: store.put_tags(dest, tags), deadline)
-            actions.append("tagged" if plan.tags is not None or plan.done else "tag-skipped")
+            action, note = ensure_tags(store, dest, existing, verdict, job_id, deadline)
+            actions.append(action)
+            notes.extend([note] if note else [])
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging the moved object failed: {exc}")
     actions.append(_moved(dest, target))
-    return ObjectResult(check, actions=tuple(actions))
+    return ObjectResult(check, actions=tuple(actions), notes=tuple(notes))
 
 
 def _known_md5(check: Check) -> str | None:

@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
-from handlers.actions import act, movable, reads_tags, tags_on
+from handlers.actions import TagReader, tag
 from handlers.callback import output_objects
 from handlers.config import Settings
 from handlers.cos import ObjectStore
 from handlers.deadline import Deadline, retrying
-from handlers.models import Callback, Job, JobResult, ObjectResult, Outcome, OutputObject, Verdict
-from handlers.moves import find_moved
+from handlers.models import Callback, Check, Job, JobResult, ObjectResult, Outcome, OutputObject, Verdict
+from handlers.moves import find_moved, move
+from handlers.policy import movable, reads_tags, tags_on
 from handlers.verify import check_object
 
 
@@ -68,11 +69,19 @@ class Processor:
         end = job.end_time
         check = check_object(target, store, settings.verify_mode, end, deadline)
         if check.verdict is Verdict.MISSING and target.expected_md5 is not None:
-            moved = find_moved(target, job.job_id, lambda v: tags_on(v, settings), lambda v: movable(v, settings),
-                               store, settings, deadline)
+            moved = find_moved(target, job.job_id, store, settings, deadline)
             if moved is not None:
                 return moved  # an earlier delivery moved it: report what that delivery did
-        return act(check, job.job_id, _result_of(tags), store, settings, deadline)
+        return self._act(check, job.job_id, _result_of(tags), store, deadline)
+
+    def _act(self, check: Check, job_id: str, read_tags: TagReader, store: ObjectStore,
+             deadline: Deadline) -> ObjectResult:
+        settings = self._settings
+        if movable(check.verdict, settings):
+            return move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
+        if tags_on(check.verdict, settings):
+            return tag(check, job_id, read_tags, store, deadline)
+        return ObjectResult(check)
 
 
 def _result_of(future: Future[dict[str, str] | None] | None) -> Callable[[], dict[str, str] | None]:

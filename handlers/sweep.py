@@ -16,13 +16,13 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Protocol
 
-from handlers.actions import movable
 from handlers.callback import output_objects
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Callback, Job, JobResult, OutputObject, Verdict
 from handlers.moves import destination_for
+from handlers.policy import movable
 from handlers.tags import JOB_TAG, VERIFY_TAG
 
 FINAL = {Verdict.VERIFIED.value, Verdict.MISMATCH.value, Verdict.UNVERIFIABLE.value}
