@@ -156,11 +156,12 @@ class App:
 
         Returns the results and the audit problems. Raises MalformedCallback, JobNotConfirmed,
         CiUnavailable, or HttpError (403) when a workflow's jobs name a bucket not allowed."""
+        ci = self.ci_jobs.bound(deadline)
         if self.settings.verify_with_ci:
-            callback = confirmed(callback, self.ci_jobs.describe, deadline, self.settings.cos_timeout)
+            callback = confirmed(callback, ci.describe, deadline)
         if callback.workflow_execution is not None:
             from handlers.workflow import expand
-            callback = expand(callback, self.ci_jobs.describe, self.settings.region, deadline)
+            callback = expand(callback, ci.describe, self.settings.region, deadline)
             check_allowed(callback, self.settings)  # the jobs CI reports for it name their own buckets
         results = self.processor.run(callback, deadline)
         _log_results(results, time.time() - started)
@@ -225,7 +226,7 @@ class App:
             return {"sweep": "nothing to reconcile"}
         from handlers.sweep import Sweep
         sweep = Sweep(self.settings, lambda callback, d: self._sweep_jobs(callback, d, request_id),
-                      self.ci_jobs, self.store.bound(deadline))
+                      self.ci_jobs.bound(deadline), self.store.bound(deadline))
         report = sweep.run(deadline).as_dict()
         log.info("reconciliation sweep finished", **report)
         return {"sweep": report}

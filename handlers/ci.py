@@ -92,7 +92,8 @@ def answer_from(data: Any) -> CiAnswer:
 
 # --- the look-up --------------------------------------------------------------------------
 
-def confirmed(callback: Callback, lookup: Lookup, deadline: Deadline, attempt_seconds: float) -> Callback:
+def confirmed(callback: Callback, lookup: Lookup, deadline: Deadline,
+              attempt_seconds: float = MIN_ATTEMPT_SECONDS) -> Callback:
     """The callback with every job that would touch storage replaced by CI's account of it.
 
     Raises JobNotConfirmed (the caller answers 403), CiUnavailable (503), or MalformedCallback
@@ -152,12 +153,17 @@ def _ask(lookup: Lookup, bucket: str, region: str, ids: tuple[str, ...], deadlin
 class CiJobs:
     """The adapter: CI's job API through the SDK's CI client, failures sorted into kinds."""
 
-    def __init__(self, clients: Clients):
+    def __init__(self, clients: Clients, deadline: Deadline | None = None):
         self._clients = clients
+        self._deadline = deadline
+
+    def bound(self, deadline: Deadline) -> CiJobs:
+        """The same adapter, with every request's timeout capped by the time the invocation has left."""
+        return CiJobs(self._clients, deadline)
 
     def describe(self, bucket: str, region: str, job_ids: tuple[str, ...]) -> CiAnswer:
         where = f"GET /jobs/{','.join(job_ids)} on {bucket}"
-        data = self._call(where, lambda: self._clients.ci(region).ci_get_media_jobs(
+        data = self._call(where, lambda: self._ci(region).ci_get_media_jobs(
             Bucket=bucket, JobIDs=",".join(job_ids)))
         if data is None:
             return CiAnswer({}, frozenset(job_ids))  # no such bucket at CI: it cannot know the job
@@ -166,7 +172,7 @@ class CiJobs:
     def list_jobs(self, bucket: str, region: str, tag: str, start: str, end: str,
                   next_token: str) -> tuple[list[Job], str]:
         """One page of the bucket's successful `tag` jobs created in [start, end], oldest first."""
-        data = self._call(f"GET /jobs?tag={tag} on {bucket}", lambda: self._clients.ci(region).ci_list_media_jobs(
+        data = self._call(f"GET /jobs?tag={tag} on {bucket}", lambda: self._ci(region).ci_list_media_jobs(
             Bucket=bucket, Tag=tag, States="Success", StartCreationTime=start, EndCreationTime=end,
             OrderByTime="Asc", Size=100, NextToken=next_token))
         if data is None:
@@ -176,6 +182,9 @@ class CiJobs:
         except MalformedCallback as exc:
             raise StorageError(f"CI's job list for {bucket} could not be read: {exc}") from None
         return jobs, str(data.get("NextToken") or "")
+
+    def _ci(self, region: str) -> Any:
+        return self._clients.ci(region, self._deadline)
 
     @staticmethod
     def _call(where: str, request: Callable[[], Any]) -> Any:

@@ -49,11 +49,21 @@ class Clients:
         self._clients: dict[tuple[str, str, int], CosS3Client] = {}
         self._lock = threading.Lock()
 
-    def cos(self, region: str, timeout: int | None = None) -> CosS3Client:
-        return self._client("cos", region, timeout or int(self._settings.cos_timeout))
+    def cos(self, region: str, deadline: Deadline | None = None) -> CosS3Client:
+        return self._client("cos", region, self._timeout(deadline))
 
-    def ci(self, region: str, timeout: int | None = None) -> CosS3Client:
-        return self._client("ci", region, timeout or int(self._settings.cos_timeout))
+    def ci(self, region: str, deadline: Deadline | None = None) -> CosS3Client:
+        return self._client("ci", region, self._timeout(deadline))
+
+    def _timeout(self, deadline: Deadline | None) -> int:
+        """COS_TIMEOUT_SECONDS, capped by the time the invocation has left: no request outlives it."""
+        timeout = int(self._settings.cos_timeout)
+        if deadline is None:
+            return timeout
+        left = deadline.remaining()
+        if left < MIN_ATTEMPT_SECONDS:
+            raise TransientError("the invocation's time is up; nothing more was sent")
+        return max(1, min(timeout, int(left)))
 
     def _client(self, service: str, region: str, timeout: int) -> CosS3Client:
         # The SDK fixes a client's timeout at construction; clients are cheap and share the
@@ -90,13 +100,7 @@ class ObjectStore:
         return ObjectStore(self._clients, self._settings, deadline)
 
     def _cos(self, region: str) -> CosS3Client:
-        timeout = int(self._settings.cos_timeout)
-        if self._deadline is not None:
-            left = self._deadline.remaining()
-            if left < MIN_ATTEMPT_SECONDS:
-                raise TransientError("the invocation's time is up; nothing more was sent")
-            timeout = max(1, min(timeout, int(left)))
-        return self._clients.cos(region, timeout)
+        return self._clients.cos(region, self._deadline)
 
     def head(self, target: OutputObject) -> ObjectState | None:
         try:

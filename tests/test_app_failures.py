@@ -10,6 +10,7 @@ import time
 import tracemalloc
 
 import pytest
+import xmltodict
 
 from handlers.models import OutputObject
 from handlers.tags import VERIFY_TAG
@@ -181,3 +182,17 @@ def test_a_hanging_request_is_cut_at_the_invocations_deadline(emulator, app):
     elapsed = time.monotonic() - started
     assert status == 503 and body["jobs"][0]["objects"][0]["verdict"] == "error"
     assert elapsed < 3.0, f"the invocation ran {elapsed:.1f} s past a 3 s limit"
+
+
+def test_a_hanging_ci_look_up_is_cut_at_the_invocations_deadline(emulator, make_app):
+    body = job_xml(md5s={"out/a": md5(BODY)}, names=["out/a"])
+    detail = xmltodict.parse(body)["Response"]["JobsDetail"]
+    emulator.register_job(BUCKET, detail)
+    emulator.add_fault(service="ci", delay=8, times=None)  # COS_TIMEOUT_SECONDS is 10
+    app = make_app(VERIFY_WITH_CI="true")
+    started = time.monotonic()
+    status, body_json, headers = invoke(app, http_event(body), {"time_limit_in_ms": 3000})
+    elapsed = time.monotonic() - started
+    assert status == 503 and headers["Retry-After"] and "CI" in body_json["error"]
+    assert elapsed < 3.0, f"the invocation ran {elapsed:.1f} s past a 3 s limit"
+    assert [r for r in emulator.requests if r.service == "cos"] == []
