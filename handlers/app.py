@@ -159,6 +159,9 @@ class App:
         ci = self.ci_jobs.bound(deadline)
         if self.settings.verify_with_ci:
             callback = confirmed(callback, ci.describe, deadline)
+            if self.settings.report_prefix:
+                from handlers.audit import confirmed_for_reports
+                callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix, deadline)
         if callback.workflow_execution is not None:
             from handlers.workflow import expand
             callback = expand(callback, ci.describe, self.settings.region, deadline)

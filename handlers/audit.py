@@ -1,6 +1,9 @@
 """Audit reports (REPORT_PREFIX): one JSON object per job in its output bucket.
 
 The key depends only on the job, so a replay overwrites the report instead of adding one.
+That makes a report something a forger would like to rewrite: with VERIFY_WITH_CI every job
+that gets one (failed jobs and jobs without outputs too, which are otherwise never looked
+up) is read back from CI first, and the report tells CI's account, not the callback's.
 """
 from __future__ import annotations
 
@@ -10,9 +13,10 @@ from functools import partial
 from typing import Protocol
 
 from handlers.callback import output_objects
+from handlers.ci import JobNotConfirmed, Lookup, describe_jobs, needs_confirmation
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import JobResult, OutputObject
+from handlers.models import Callback, Job, JobResult, OutputObject
 from handlers.report import job_entry
 
 
@@ -21,8 +25,11 @@ class Writer(Protocol):
 
 
 def report_location(result: JobResult, prefix: str) -> OutputObject | None:
+    return location_of(result.job, prefix)
+
+
+def location_of(job: Job, prefix: str) -> OutputObject | None:
     """The output bucket of the job (its input bucket when it wrote nothing)."""
-    job = result.job
     outputs = output_objects(job)
     if outputs:
         bucket, region = outputs[0].bucket, outputs[0].region
@@ -59,3 +66,44 @@ def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline
         except (TransientError, StorageError) as exc:
             problems.append(f"the audit report {where.bucket}/{where.key} was not written: {exc}")
     return problems
+
+
+# --- confirming the jobs a report is written for --------------------------------------------
+
+def report_disagreement(claimed: Job, reported: Job | None) -> str | None:
+    """Why CI's account does not back a callback about a job that gets a report (pure)."""
+    if reported is None:
+        return f"job {claimed.job_id} is unknown to CI"
+    if reported.state != claimed.state:
+        return (f"CI reports job {claimed.job_id} as {reported.state or 'without a state'}, "
+                f"not {claimed.state or 'without a state'}")
+    if set(output_objects(claimed)) != set(output_objects(reported)):
+        return f"job {claimed.job_id}: the callback's outputs differ from CI's"
+    return None
+
+
+def confirmed_for_reports(callback: Callback, lookup: Lookup, prefix: str, deadline: Deadline) -> Callback:
+    """The callback with every job that gets a report, and was not already confirmed (a
+    success with outputs), replaced by CI's account of it. Raises JobNotConfirmed when CI
+    does not back one: nothing is written then, not even the report."""
+    pending = [job for job in callback.jobs_detail
+               if not needs_confirmation(job) and location_of(job, prefix) is not None]
+    if not pending:
+        return callback
+    groups: dict[tuple[str, str], list[str]] = {}
+    for job in pending:
+        source = job.input
+        if source is None or not source.bucket_id or not source.region:
+            raise JobNotConfirmed(f"job {job.job_id} names no Input.BucketId and Input.Region to read it back "
+                                  "from CI, so no report is written for it")
+        groups.setdefault((source.bucket_id, source.region), []).append(job.job_id)
+    reported: dict[str, Job] = {}
+    for (bucket, region), ids in groups.items():
+        reported.update(describe_jobs(lookup, bucket, region, tuple(dict.fromkeys(ids)), deadline))
+    for job in pending:
+        problem = report_disagreement(job, reported.get(job.job_id))
+        if problem:
+            raise JobNotConfirmed(problem)
+    ids = {job.job_id for job in pending}
+    return Callback(callback.event_name, tuple(reported[job.job_id] if job.job_id in ids else job
+                                               for job in callback.jobs_detail), callback.workflow_execution)

@@ -1,0 +1,62 @@
+"""The holes a red-team review found (issue 11), each reproduced through the app against the
+emulator before it was closed. Races are staged with the emulator's delay faults and a thread
+that watches its request log."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import xmltodict
+
+from tests.conftest import http_event, invoke, md5
+from tests.samples import BUCKET, job_xml
+
+JOB = "j0000000000000000000000000000001"
+VOICE = b"voice " * 3000
+
+
+def register(emulator, body: bytes) -> None:
+    """CI's job API knows the job exactly as `body` describes it."""
+    detail = xmltodict.parse(body)["Response"]["JobsDetail"]
+    emulator.register_job(detail["Input"]["BucketId"], detail)
+
+
+def puts_to(emulator, key: str) -> list:
+    return [r for r in emulator.requests if r.method == "PUT" and r.key == key]
+
+
+# --- 1. a forged callback must not rewrite an audit report ---------------------------------
+
+REPORT = f"ci-reports/{JOB}.json"
+
+
+@pytest.mark.parametrize("forged", [
+    job_xml(md5s=None, names=[], state="Failed", code="Forged", message="the forger's words"),
+    job_xml(md5s=None, names=[], code="Success", message="the forger's words"),  # Success, no outputs
+], ids=["failed", "success-without-outputs"])
+def test_a_forged_callback_never_rewrites_the_audit_report(emulator, make_app, forged):
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    genuine = job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])
+    register(emulator, genuine)
+    app = make_app(VERIFY_WITH_CI="true", REPORT_PREFIX="ci-reports/")
+    assert invoke(app, http_event(genuine))[0] == 200
+    report = emulator.object_bytes(BUCKET, REPORT)
+    assert json.loads(report)["outcome"] == "verified"
+    emulator.clear_requests()
+
+    status, body, _ = invoke(app, http_event(forged))
+    assert status == 403 and "CI does not confirm" in body["error"]
+    assert emulator.object_bytes(BUCKET, REPORT) == report
+    assert [r for r in emulator.requests if r.is_write] == []
+
+
+def test_a_failed_job_ci_confirms_gets_a_report_in_cis_words(emulator, make_app):
+    at_ci = job_xml(md5s=None, names=[], state="Failed", code="InvalidInput", message="no audio stream")
+    register(emulator, at_ci)
+    app = make_app(VERIFY_WITH_CI="true", REPORT_PREFIX="ci-reports/")
+    claimed = job_xml(md5s=None, names=[], state="Failed", code="InvalidInput", message="the caller's own words")
+    status, body, _ = invoke(app, http_event(claimed))
+    assert status == 200 and body["jobs"][0]["outcome"] == "failed-job"
+    report = json.loads(emulator.object_bytes(BUCKET, REPORT))
+    assert (report["code"], report["message"]) == ("InvalidInput", "no audio stream")
+    assert [r.service for r in emulator.requests][0] == "ci"
