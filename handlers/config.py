@@ -65,7 +65,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        return cls(
+        settings = cls(
             secret_id=_required(env, "TENCENTCLOUD_SECRETID"),
             secret_key=_required(env, "TENCENTCLOUD_SECRETKEY"),
             token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None,
@@ -97,6 +97,8 @@ class Settings:
             reconcile_tags=tuple(_items(env, "RECONCILE_TAGS")) or ("VoiceSeparate",),
             reconcile_window_minutes=_integer(env, "RECONCILE_WINDOW_MINUTES", 60, 1, 7 * 24 * 60),
         )
+        _refuse_moves_onto_themselves(settings)
+        return settings
 
 
 def _value(env: Mapping[str, str], name: str) -> str:
@@ -156,6 +158,25 @@ def _destination(env: Mapping[str, str], name: str, default: str, bucket_variabl
     if probe == "k" and not _value(env, bucket_variable):
         raise ConfigError(name, f"is empty and {bucket_variable} is not set: a move would land on the source itself")
     return template
+
+
+def lands_on_itself(template: str) -> bool:
+    """Whether a destination template maps every key to itself (an empty prefix)."""
+    return template.format(key="k", jobId="j", bucket="b", verdict="v") == "k"
+
+
+def _refuse_moves_onto_themselves(settings: Settings) -> None:
+    """An empty prefix into a bucket that callbacks may name moves those outputs onto
+    themselves. Known at cold start when that bucket is listed in ALLOWED_BUCKETS; with `*`
+    it is not (an object already at its destination is then simply tagged in place)."""
+    for actions, template, bucket, prefix, bucket_variable in (
+            (settings.action_verified, settings.verified_destination, settings.verified_bucket,
+             "VERIFIED_PREFIX", "VERIFIED_BUCKET"),
+            (settings.action_failed, settings.quarantine_destination, settings.quarantine_bucket,
+             "QUARANTINE_PREFIX", "QUARANTINE_BUCKET")):
+        if "move" in actions and bucket in settings.allowed_buckets and lands_on_itself(template):
+            raise ConfigError(prefix, f"is empty and {bucket_variable}={bucket} is in ALLOWED_BUCKETS: its outputs "
+                                      "would be moved onto themselves; set a prefix or another bucket")
 
 
 def _endpoint(env: Mapping[str, str], name: str) -> Endpoint | None:

@@ -9,9 +9,11 @@ COS itself says how far an earlier delivery got.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Protocol, TypeVar
 
 from handlers.actions import ensure_tags
+from handlers.actions import tag as tag_in_place
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
@@ -63,7 +65,11 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
     assert state is not None
     dest = destination_for(source, check.verdict, job_id, settings)
     if (dest.bucket, dest.key) == (source.bucket, source.key):
-        return ObjectResult(check, error=f"the {check.verdict.value} destination is the object itself; not moved")
+        # Already where it belongs (an empty prefix into the bucket CI wrote to): moving it
+        # could never succeed, and refusing would answer 503 forever. Tag it where it is.
+        placed = tag_in_place(check, job_id, source_tags, store, deadline) if tag else ObjectResult(check)
+        return replace(placed, notes=(*placed.notes, f"already at its {check.verdict.value} destination: "
+                                                      "in place, not moved"))
 
     def step(action: Callable[[], T]) -> T:
         return retrying(action, deadline)

@@ -60,3 +60,49 @@ def test_a_failed_job_ci_confirms_gets_a_report_in_cis_words(emulator, make_app)
     report = json.loads(emulator.object_bytes(BUCKET, REPORT))
     assert (report["code"], report["message"]) == ("InvalidInput", "no audio stream")
     assert [r.service for r in emulator.requests][0] == "ci"
+
+
+# --- 9. a destination equal to the source ---------------------------------------------------
+
+def load_index(monkeypatch, env: dict[str, str]):
+    import importlib
+    import sys
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    sys.modules.pop("index", None)
+    return importlib.import_module("index")
+
+
+def test_a_move_onto_the_source_itself_is_refused_at_cold_start(emulator, monkeypatch):
+    from tests.conftest import function_env
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    env = function_env(emulator, ACTION_VERIFIED="tag,move", VERIFIED_BUCKET=BUCKET, VERIFIED_PREFIX="")
+    index = load_index(monkeypatch, env)
+    event = http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"]))
+    event["queryString"] = {"token": "test-token"}
+    result = index.main_handler(event, {"request_id": "r1", "time_limit_in_ms": 10000})
+    body = json.loads(result["body"])
+    assert result["statusCode"] == 500 and body["setting"] == "VERIFIED_PREFIX"
+    assert "VERIFIED_BUCKET" in body["error"] and emulator.requests == []
+
+
+@pytest.mark.parametrize("via", ["http", "queue"])
+def test_an_object_already_at_its_destination_is_tagged_in_place(emulator, make_app, via):
+    from handlers.tags import JOB_TAG, VERIFY_TAG
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    emulator.set_tags(BUCKET, "out/a.mp3", {"team": "audio"})
+    # ALLOWED_BUCKETS=*: whether CI writes into VERIFIED_BUCKET cannot be known at cold start.
+    app = make_app(ALLOWED_BUCKETS="*", ACTION_VERIFIED="tag,move", VERIFIED_BUCKET=BUCKET, VERIFIED_PREFIX="")
+    body = job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])
+    for _ in range(2):  # a replay ends the same
+        if via == "http":
+            status, answer, _ = invoke(app, http_event(body))
+            assert status == 200
+            obj = answer["jobs"][0]["objects"][0]
+            assert (obj["verdict"], obj["actions"]) == ("verified", ["tagged"]) and "in place" in obj["reason"]
+        else:
+            answer = app.handle({"Records": [{"CMQ": {"msgId": "m1", "msgBody": body.decode()}}]}, {})
+            assert answer["messages"][0]["jobs"][0]["outcome"] == "verified"
+    assert emulator.keys(BUCKET) == ["out/a.mp3"] and emulator.object_bytes(BUCKET, "out/a.mp3") == VOICE
+    assert emulator.tags(BUCKET, "out/a.mp3") == {"team": "audio", VERIFY_TAG: "verified", JOB_TAG: JOB}
+    assert [r for r in emulator.requests if "x-cos-copy-source" in r.headers or r.method == "DELETE"] == []
