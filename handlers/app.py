@@ -20,7 +20,7 @@ from handlers.ci import CiJobs, CiUnavailable, JobNotConfirmed, confirmed
 from handlers.config import ConfigError, Settings
 from handlers.cos import Clients, ObjectStore
 from handlers.deadline import Deadline
-from handlers.dispatch import Dispatcher, fits_async, function_ref
+from handlers.dispatch import Dispatcher, can_process_inline, fits_async, function_ref, invoke_timeout
 from handlers.errors import StorageError, TransientError
 from handlers.events import WORKER_KEY, Kind, kind_of, queue_bodies, worker_payload
 from handlers.http import HttpError, HttpRequest, error_response, request_from_event, response
@@ -109,7 +109,7 @@ class App:
             raise HttpError(400, f"malformed callback: {exc}") from None
         check_allowed(callback, self.settings)
         if self.settings.dispatch == "async":
-            accepted = self._dispatch(request.body, context)
+            accepted = self._dispatch(request.body, context, deadline)
             if accepted is not None:
                 return accepted
         retry_after = {"Retry-After": str(self.settings.retry_after_seconds)}
@@ -129,8 +129,10 @@ class App:
             return response(503, body, retry_after)
         return response(200, body)
 
-    def _dispatch(self, body: bytes, context: Mapping[str, Any] | None) -> dict[str, Any] | None:
-        """202 once an asynchronous worker has the callback; None to process it inline instead."""
+    def _dispatch(self, body: bytes, context: Mapping[str, Any] | None,
+                  deadline: Deadline) -> dict[str, Any] | None:
+        """202 once an asynchronous worker has the callback; None to process it inline instead;
+        503 when SCF did not take it and too little time is left to process it here."""
         request_id = str((context or {}).get("request_id", ""))
         payload = worker_payload(body, request_id)
         function = function_ref(context)
@@ -140,11 +142,19 @@ class App:
         if not fits_async(payload):
             log.warning("callback larger than SCF's 128 KB async limit: processing inline", bytes=len(body))
             return None
+        timeout = invoke_timeout(deadline.remaining(), self.settings.cos_timeout)
         try:
-            invocation = self.dispatcher.invoke(function, payload)
+            if timeout is None:
+                raise TransientError("no time was left to ask SCF")
+            invocation = self.dispatcher.invoke(function, payload, timeout)
         except (TransientError, StorageError) as exc:
-            log.error("async dispatch failed: processing inline", reason=str(exc))
-            return None
+            if can_process_inline(deadline.remaining()):
+                log.error("async dispatch failed: processing inline", reason=str(exc))
+                return None
+            log.error("async dispatch failed, too little time left to process inline", reason=str(exc))
+            return response(503, {"error": f"the callback could not be handed to an asynchronous worker ({exc}) "
+                                           "and too little time is left to process it inline: send it again"},
+                            {"Retry-After": str(self.settings.retry_after_seconds)})
         log.info("callback handed to an asynchronous worker", invocation=invocation, function=function.name)
         return response(202, {"accepted": True, "requestId": invocation})
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-from handlers.callback import output_objects
+from handlers.callback import all_outputs, output_objects
 from handlers.cos import Clients
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
 from handlers.errors import StorageError, TransientError
@@ -50,16 +50,26 @@ def needs_confirmation(job: Job) -> bool:
 
 
 def disagreement(claimed: Job, reported: Job | None) -> str | None:
-    """Why CI's account of the job does not back the callback's; None when it does."""
+    """Why CI's account of the job does not back the callback's; None when it does.
+
+    The outputs must agree on key and MD5; a bucket counts where both name one (an older
+    callback's `<Bucket/>` is no disagreement: CI's account, which is what gets verified, says)."""
     if reported is None:
         return f"job {claimed.job_id} is unknown to CI"
     if not reported.succeeded:
         return f"CI reports job {claimed.job_id} as {reported.state or 'without a state'}, not Success"
-    ours, theirs = set(output_objects(claimed)), set(output_objects(reported))
-    if ours != theirs:
+    ours, theirs = all_outputs(claimed), all_outputs(reported)
+    only_ours = {o for o in ours if not any(_same(o, t) for t in theirs)}
+    only_theirs = {t for t in theirs if not any(_same(o, t) for o in ours)}
+    if only_ours or only_theirs:
         return (f"job {claimed.job_id}: the callback's outputs differ from CI's "
-                f"(only in the callback: {_describe(ours - theirs)}; only at CI: {_describe(theirs - ours)})")
+                f"(only in the callback: {_describe(only_ours)}; only at CI: {_describe(only_theirs)})")
     return None
+
+
+def _same(ours: OutputObject, theirs: OutputObject) -> bool:
+    return (ours.key, ours.expected_md5) == (theirs.key, theirs.expected_md5) and (
+        not ours.bucket or not theirs.bucket or ours.bucket == theirs.bucket)
 
 
 def _describe(objects: set[OutputObject]) -> str:
@@ -80,7 +90,7 @@ def answer_from(data: Any) -> CiAnswer:
     jobs = {}
     for i, node in enumerate(as_list(data.get("JobsDetail"))):
         job = build(Job, node, f"CI.JobsDetail[{i}]")
-        output_objects(job)  # contradictions in CI's own answer surface here, not as the callback's fault
+        all_outputs(job)  # contradictions in CI's own answer surface here, not as the callback's fault
         jobs[job.job_id] = job
     missing: set[str] = set()
     for entry in as_list(data.get("NonExistJobIds")):
@@ -128,14 +138,22 @@ def describe_jobs(lookup: Lookup, bucket: str, region: str, ids: tuple[str, ...]
 def _by_bucket(jobs: list[Job]) -> dict[tuple[str, str], tuple[str, ...]]:
     groups: dict[tuple[str, str], list[str]] = {}
     for job in jobs:
-        source = job.input
-        if source is None or not source.bucket_id or not source.region:
-            raise MalformedCallback(f"job {job.job_id}: Input.BucketId and Input.Region are needed to read the "
-                                    "job back from CI")
-        ids = groups.setdefault((source.bucket_id, source.region), [])
+        ids = groups.setdefault(job_place(job), [])
         if job.job_id not in ids:
             ids.append(job.job_id)
     return {where: tuple(ids) for where, ids in groups.items()}
+
+
+def job_place(job: Job) -> tuple[str, str]:
+    """(bucket, region) of the bucket the job ran in, whose CI host knows it: its input's, or for
+    a job without input (Tts turns text into audio) the bucket it wrote its first output to."""
+    source = job.input
+    if source is not None and source.bucket_id and source.region:
+        return source.bucket_id, source.region
+    for target in output_objects(job):
+        return target.bucket, target.region
+    raise MalformedCallback(f"job {job.job_id}: names no bucket and region (Input or OutputFile) to read the job "
+                            "back from CI")
 
 
 def _ask(lookup: Lookup, bucket: str, region: str, ids: tuple[str, ...], deadline: Deadline,

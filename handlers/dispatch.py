@@ -16,6 +16,22 @@ from handlers.config import Settings
 from handlers.errors import StorageError, TransientError
 
 ASYNC_PAYLOAD_LIMIT = 128 * 1024  # SCF's limit for an asynchronous invocation's event
+# Processing a callback inline (CI look-up, HEAD beside the tag read, tag write) takes a few
+# round trips; with less than this left it would only be cut off half-way.
+MIN_INLINE_SECONDS = 2.0
+MIN_INVOKE_SECONDS = 1  # the SDK's timeout is per socket operation, in whole seconds here
+
+
+def invoke_timeout(remaining: float, limit: float) -> int | None:
+    """Seconds the Invoke may wait (pure): at most half of the time left, so that inline
+    processing keeps the other half when SCF does not take the callback; None when even the
+    Invoke cannot be given a second."""
+    seconds = int(min(limit, remaining / 2))
+    return seconds if seconds >= MIN_INVOKE_SECONDS else None
+
+
+def can_process_inline(remaining: float) -> bool:
+    return remaining >= MIN_INLINE_SECONDS
 
 
 @dataclass(frozen=True)
@@ -43,10 +59,11 @@ def fits_async(payload: Mapping[str, Any]) -> bool:
 class Dispatcher:
     def __init__(self, settings: Settings):
         self._settings = settings
-        self._client = None
+        self._clients: dict[int, Any] = {}
 
-    def invoke(self, function: FunctionRef, payload: Mapping[str, Any]) -> str:
-        """Queue an asynchronous invocation; returns SCF's request id for it."""
+    def invoke(self, function: FunctionRef, payload: Mapping[str, Any], timeout: int) -> str:
+        """Queue an asynchronous invocation, waiting at most `timeout` seconds per socket
+        operation; returns SCF's request id for it."""
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
         from tencentcloud.scf.v20180416 import models
 
@@ -57,7 +74,7 @@ class Dispatcher:
         request.InvocationType = "Event"
         request.ClientContext = json.dumps(payload, ensure_ascii=False)
         try:
-            result = self._scf().Invoke(request).Result
+            result = self._scf(timeout).Invoke(request).Result
         except TencentCloudSDKException as exc:
             code = exc.get_code() or ""
             # Throttling, internal errors and the network are worth another try; a bad
@@ -68,8 +85,10 @@ class Dispatcher:
             raise StorageError(f"SCF Invoke: {code} {exc.get_message()}") from None
         return str(result.FunctionRequestId)
 
-    def _scf(self) -> Any:
-        if self._client is None:
+    def _scf(self, timeout: int) -> Any:
+        # The SDK fixes a client's timeout when it is built: one client per timeout in use.
+        client = self._clients.get(timeout)
+        if client is None:
             from tencentcloud.common import credential
             from tencentcloud.common.profile.client_profile import ClientProfile
             from tencentcloud.common.profile.http_profile import HttpProfile
@@ -78,9 +97,9 @@ class Dispatcher:
             s = self._settings
             local = s.scf_endpoint
             # The profile copies `protocol` into `scheme` when built: give both at construction.
-            http = HttpProfile(reqTimeout=int(s.cos_timeout),
+            http = HttpProfile(reqTimeout=timeout,
                                endpoint=f"{local.host}:{local.port}" if local else None,
                                protocol=local.scheme if local else "https")
             cred = credential.Credential(s.secret_id, s.secret_key, s.token)
-            self._client = scf_client.ScfClient(cred, s.region, ClientProfile(httpProfile=http))
-        return self._client
+            client = self._clients[timeout] = scf_client.ScfClient(cred, s.region, ClientProfile(httpProfile=http))
+        return client

@@ -106,3 +106,45 @@ def test_an_object_already_at_its_destination_is_tagged_in_place(emulator, make_
     assert emulator.keys(BUCKET) == ["out/a.mp3"] and emulator.object_bytes(BUCKET, "out/a.mp3") == VOICE
     assert emulator.tags(BUCKET, "out/a.mp3") == {"team": "audio", VERIFY_TAG: "verified", JOB_TAG: JOB}
     assert [r for r in emulator.requests if "x-cos-copy-source" in r.headers or r.method == "DELETE"] == []
+
+
+# --- 7. the async Invoke is bounded by the time left ----------------------------------------
+
+FUNCTION = {"function_name": "ci-callback-verifier", "namespace": "default", "function_version": "$LATEST",
+            "request_id": "http-request-1"}
+
+
+@pytest.fixture
+def silent_scf():
+    """An SCF endpoint that accepts connections and never answers."""
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+
+
+def test_a_silent_scf_endpoint_gets_503_within_the_deadline(emulator, make_app, silent_scf):
+    import time
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    app = make_app(DISPATCH="async", SCF_ENDPOINT=silent_scf, DEFAULT_REGION="ap-chongqing")
+    started = time.monotonic()
+    status, body, headers = invoke(app, http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])),
+                                   {**FUNCTION, "time_limit_in_ms": 3000})
+    elapsed = time.monotonic() - started
+    assert elapsed < 3.0, f"the invocation ran {elapsed:.1f} s past a 3 s limit"
+    assert status == 503 and headers["Retry-After"] == "30" and "inline" in body["error"]
+    assert emulator.requests == []  # too little time left to start processing inline
+
+
+def test_a_silent_scf_endpoint_falls_back_to_inline_when_time_remains(emulator, make_app, silent_scf):
+    import time
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    app = make_app(DISPATCH="async", SCF_ENDPOINT=silent_scf, DEFAULT_REGION="ap-chongqing")
+    started = time.monotonic()
+    status, body, _ = invoke(app, http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])),
+                             {**FUNCTION, "time_limit_in_ms": 6000})
+    elapsed = time.monotonic() - started
+    assert elapsed < 6.0, f"the invocation ran {elapsed:.1f} s past a 6 s limit"
+    assert status == 200 and body["jobs"][0]["outcome"] == "verified"
