@@ -8,7 +8,7 @@ from xml.parsers.expat import ExpatError
 
 import xmltodict
 
-from handlers.models import Callback, Job, OutputObject, WorkflowExecution
+from handlers.models import Callback, Job, OutputFile, OutputObject, WorkflowExecution
 from handlers.nodes import MalformedCallback, build, object_key
 
 MAX_NESTING = 64  # CI's deepest documented element is about 10 levels down
@@ -17,7 +17,7 @@ _BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?-[0-9]{1,20}")
 _REGION = re.compile(r"[a-z]{2,10}(?:-[a-z0-9]{1,20}){1,3}")
 _JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")  # it goes into CI's URL and into the ci-job tag
 
-__all__ = ["MalformedCallback", "body_format", "output_objects", "parse_callback"]
+__all__ = ["MalformedCallback", "all_outputs", "body_format", "output_objects", "parse_callback", "unplaced_reason"]
 
 
 def body_format(body: bytes) -> str:
@@ -47,7 +47,7 @@ def parse_callback(body: bytes) -> Callback:
         raise MalformedCallback("Response.JobsDetail is missing: no job to check")
     for i, job in enumerate(callback.jobs_detail):
         _check_names(job, f"Response.JobsDetail[{i}]")
-        output_objects(job)  # refuse contradictory output lists now, before any request
+        all_outputs(job)  # refuse contradictory output lists now, before any request
     return callback
 
 
@@ -72,6 +72,12 @@ def _check_names(job: Job, path: str) -> None:
     if operation is not None and operation.media_result is not None:
         places += [(f"Operation.MediaResult.OutputFile[{i}]", output.bucket, output.region)
                    for i, output in enumerate(operation.media_result.output_file)]
+    if operation is not None and operation.media_result is not None:
+        for i, output in enumerate(operation.media_result.output_file):
+            for j, info in enumerate(output.md5_info):
+                if info.md5 and not info.object_name:  # an MD5 for no object: a contradiction, not a gap
+                    raise MalformedCallback(f"{path}.Operation.MediaResult.OutputFile[{i}].Md5Info[{j}].ObjectName "
+                                            "is required")
     for where, bucket, region in places:
         bucket_field = "Input.BucketId" if where == "Input" else f"{where}.Bucket"
         if bucket and not _BUCKET.fullmatch(bucket):
@@ -128,30 +134,65 @@ def _check_json_nesting(doc: Any) -> None:
 
 
 def output_objects(job: Job) -> tuple[OutputObject, ...]:
-    """Every object the job reports writing, each with CI's MD5 when it gave one.
+    """Every object the job reports writing whose bucket and region are known, each with
+    CI's MD5 when it gave one (see `all_outputs`)."""
+    return tuple(target for target in all_outputs(job) if target.placed)
+
+
+def all_outputs(job: Job) -> tuple[OutputObject, ...]:
+    """Every object the job reports writing, each with CI's MD5 when it gave one; an object
+    whose place no node of the job names has an empty bucket or region (`placed` is False).
 
     `Md5Info.ObjectName` is a full key; `OutputFile.ObjectName` entries are relative to
-    `ObjectPrefix` when it is set (Segment, Snapshot) and full keys when it is empty.
+    `ObjectPrefix` when it is set (Segment, Snapshot) and full keys when it is empty. Several
+    entries may describe one object: they merge per key, and a missing MD5 never conflicts
+    with a present one (two different MD5s do).
+
+    An OutputFile's bucket and region come from the first of these that names them: the
+    OutputFile itself, the job's `Operation.Output`, the job's `Input` (older callbacks send
+    `<Bucket/>`; a job writes where it runs unless its Output says otherwise). A region is
+    taken only from a node naming the same bucket, or no bucket at all.
     """
     result = job.operation.media_result if job.operation else None
     if result is None:
         return ()
-    fallback = job.operation.output if job.operation else None
     objects: dict[tuple[str, str], OutputObject] = {}
+
+    def add(bucket: str, region: str, key: str, md5: str | None) -> None:
+        known = objects.get((bucket, key))
+        if known is not None and md5 is not None and known.expected_md5 not in (None, md5):
+            raise MalformedCallback(f"job {job.job_id}: two different MD5s for {key!r}")
+        if known is None or known.expected_md5 is None:
+            objects[(bucket, key)] = OutputObject(bucket, region, key, md5)
+
     for output in result.output_file:
-        bucket = output.bucket or (fallback.bucket if fallback else "")
-        region = output.region or (fallback.region if fallback else "")
-        if not bucket or not region:
-            raise MalformedCallback(f"job {job.job_id}: OutputFile names no bucket or region")
+        bucket, region = _place(job, output)
         for info in output.md5_info:
-            known = objects.setdefault((bucket, info.object_name),
-                                       OutputObject(bucket, region, info.object_name, info.md5))
-            if known.expected_md5 != info.md5:
-                raise MalformedCallback(f"job {job.job_id}: two different MD5s for {info.object_name!r}")
+            if info.object_name:  # an MD5 naming no object verifies nothing
+                add(bucket, region, info.object_name, info.md5 or None)
         for name in output.object_name:
-            key = _joined_key(output.object_prefix, name, f"job {job.job_id}: OutputFile.ObjectName")
-            objects.setdefault((bucket, key), OutputObject(bucket, region, key, None))
+            add(bucket, region, _joined_key(output.object_prefix, name, f"job {job.job_id}: OutputFile.ObjectName"),
+                None)
     return tuple(objects.values())
+
+
+def _place(job: Job, output: OutputFile) -> tuple[str, str]:
+    operation_output = job.operation.output if job.operation else None
+    candidates = [(output.bucket, output.region)]
+    if operation_output is not None:
+        candidates.append((operation_output.bucket, operation_output.region))
+    if job.input is not None:
+        candidates.append((job.input.bucket_id, job.input.region))
+    bucket = next((b for b, _ in candidates if b), "")
+    region = next((r for b, r in candidates if r and b in ("", bucket)), "")
+    return bucket, region
+
+
+def unplaced_reason(target: OutputObject) -> str:
+    missing = " and ".join(name for name, value in (("bucket", target.bucket), ("region", target.region))
+                           if not value)
+    return (f"no node of the job names the {missing} of this output (OutputFile, Operation.Output and Input "
+            "are empty): it cannot be checked")
 
 
 def _joined_key(prefix: str, name: str, where: str) -> str:

@@ -6,12 +6,29 @@ Field names are the snake_case form of CI's element names (``AuObject`` -> ``au_
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from handlers.nodes import md5_hex, object_key, timestamp
 
 # --- the callback, as CI sends it -------------------------------------------------------
+#
+# A tolerant reader: only the fields that decide a verdict or an action are `decides(...)`
+# (a malformed one refuses the callback, naming its path). Every other field is read when it
+# reads and left at its default when it does not; `opaque()` fields keep CI's tree as it came
+# (MediaInfo is ffprobe output: `<Fps>50/1</Fps>`, `<Level>1.000</Level>`), and `Job.raw` keeps
+# the whole job node for reports and logs. Nodes the model does not name are never looked at.
+
+
+def decides(default: Any = "", *, parse: Callable[[str, str], Any] | None = None, required: bool = False) -> Any:
+    return field(default=default, metadata={"decides": True, "parse": parse, "required": required})
+
+
+def opaque() -> Any:
+    """CI's subtree as parsed (dicts, lists, strings); never compared, never validated."""
+    return field(default=None, compare=False, repr=False, metadata={"opaque": True})
 
 
 @dataclass(frozen=True)
@@ -22,122 +39,45 @@ class CosHeader:
 
 @dataclass(frozen=True)
 class JobInput:
-    bucket_id: str = ""
-    object: str = ""
-    region: str = ""
+    bucket_id: str = decides()
+    object: str = decides()
+    region: str = decides()
     cos_headers: tuple[CosHeader, ...] = ()
 
 
 @dataclass(frozen=True)
-class MediaFormat:
-    bitrate: float | None = None
-    duration: float | None = None
-    format_long_name: str = ""
-    format_name: str = ""
-    num_program: int | None = None
-    num_stream: int | None = None
-    size: int | None = None
-    start_time: float | None = None
-
-
-@dataclass(frozen=True)
-class AudioStream:
-    bitrate: float | None = None
-    channel: int | None = None
-    channel_layout: str = ""
-    codec_long_name: str = ""
-    codec_name: str = ""
-    codec_tag: str = ""
-    codec_tag_string: str = ""
-    codec_time_base: str = ""
-    duration: float | None = None
-    index: int | None = None
-    sample_fmt: str = ""
-    sample_rate: int | None = None
-    start_time: float | None = None
-    timebase: str = ""
-
-
-@dataclass(frozen=True)
-class VideoStream:
-    index: int | None = None
-    codec_name: str = ""
-    codec_long_name: str = ""
-    codec_time_base: str = ""
-    codec_tag_string: str = ""
-    codec_tag: str = ""
-    profile: str = ""
-    height: int | None = None
-    width: int | None = None
-    has_b_frame: int | None = None
-    ref_frames: int | None = None
-    sar: str = ""
-    dar: str = ""
-    pix_format: str = ""
-    field_order: str = ""
-    level: int | None = None
-    fps: float | None = None
-    avg_fps: str = ""
-    timebase: str = ""
-    start_time: float | None = None
-    duration: float | None = None
-    bitrate: float | None = None
-    num_frames: int | None = None
-    language: str = ""
-
-
-@dataclass(frozen=True)
-class SubtitleStream:
-    index: int | None = None
-    language: str = ""
-
-
-@dataclass(frozen=True)
-class MediaStreams:
-    audio: tuple[AudioStream, ...] = ()
-    video: tuple[VideoStream, ...] = ()
-    subtitle: tuple[SubtitleStream, ...] = ()
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    format: MediaFormat | None = None
-    stream: MediaStreams | None = None
-
-
-@dataclass(frozen=True)
 class Md5Info:
-    md5: str = field(default="", metadata={"parse": md5_hex, "required": True})
-    object_name: str = field(default="", metadata={"parse": object_key, "required": True})
+    md5: str = decides(parse=md5_hex)
+    object_name: str = decides(parse=object_key)
 
 
 @dataclass(frozen=True)
 class OutputFile:
-    bucket: str = ""
-    region: str = ""
-    object_name: tuple[str, ...] = field(default=(), metadata={"parse": object_key})
-    object_prefix: str = field(default="", metadata={"parse": object_key})
-    md5_info: tuple[Md5Info, ...] = ()
+    bucket: str = decides()
+    region: str = decides()
+    object_name: tuple[str, ...] = decides((), parse=object_key)
+    object_prefix: str = decides(parse=object_key)
+    md5_info: tuple[Md5Info, ...] = decides(())
 
 
 @dataclass(frozen=True)
 class MediaResult:
-    output_file: tuple[OutputFile, ...] = ()
+    output_file: tuple[OutputFile, ...] = decides(())
 
 
 @dataclass(frozen=True)
 class JobOutput:
-    bucket: str = ""
-    region: str = ""
+    bucket: str = decides()
+    region: str = decides()
     object: str = ""
     au_object: str = ""
 
 
 @dataclass(frozen=True)
 class Operation:
-    media_info: MediaInfo | None = None
-    media_result: MediaResult | None = None
-    output: JobOutput | None = None
+    media_result: MediaResult | None = decides(None)
+    output: JobOutput | None = decides(None)
+    media_info: Any = opaque()
     user_data: str = ""
     template_id: str = ""
     template_name: str = ""
@@ -153,18 +93,19 @@ class Workflow:
 
 @dataclass(frozen=True)
 class Job:
-    job_id: str = field(default="", metadata={"required": True})
-    state: str = field(default="", metadata={"required": True})
-    code: str = ""
-    message: str = ""
-    tag: str = ""
+    job_id: str = decides(required=True)
+    state: str = decides(required=True)
+    code: str = decides()
+    message: str = decides()
+    tag: str = decides()
+    creation_time: datetime | None = decides(None, parse=timestamp)
+    end_time: datetime | None = decides(None, parse=timestamp)
+    input: JobInput | None = decides(None)
+    operation: Operation | None = decides(None)
     queue_id: str = ""
-    creation_time: datetime | None = field(default=None, metadata={"parse": timestamp})
     start_time: datetime | None = field(default=None, metadata={"parse": timestamp})
-    end_time: datetime | None = field(default=None, metadata={"parse": timestamp})
-    input: JobInput | None = None
-    operation: Operation | None = None
     workflow: Workflow | None = None
+    raw: Any = field(default=None, compare=False, repr=False, metadata={"raw": True})
 
     @property
     def succeeded(self) -> bool:
@@ -173,10 +114,10 @@ class Job:
 
 @dataclass(frozen=True)
 class WorkflowTask:
-    type: str = ""
+    type: str = decides()
+    job_id: str = decides()
+    state: str = decides()
     name: str = ""
-    job_id: str = ""
-    state: str = ""
     create_time: datetime | None = field(default=None, metadata={"parse": timestamp})
     end_time: datetime | None = field(default=None, metadata={"parse": timestamp})
     template_id: str = ""
@@ -188,22 +129,22 @@ class WorkflowExecution:
     """A WorkflowFinish callback's body: the instance and its tasks, without their outputs
     (each task's job is read back from CI to learn those)."""
 
-    run_id: str = field(default="", metadata={"required": True})
-    workflow_id: str = ""
+    run_id: str = decides(required=True)
+    workflow_id: str = decides()
     workflow_name: str = ""
-    state: str = ""
-    bucket_id: str = ""
+    state: str = decides()
+    bucket_id: str = decides()
+    tasks: tuple[WorkflowTask, ...] = decides(())
     object: str = ""
     create_time: datetime | None = field(default=None, metadata={"parse": timestamp})
     cos_headers: tuple[CosHeader, ...] = ()
-    tasks: tuple[WorkflowTask, ...] = ()
 
 
 @dataclass(frozen=True)
 class Callback:
-    event_name: str = ""
-    jobs_detail: tuple[Job, ...] = ()
-    workflow_execution: WorkflowExecution | None = None
+    event_name: str = decides()
+    jobs_detail: tuple[Job, ...] = decides(())
+    workflow_execution: WorkflowExecution | None = decides(None)
 
 
 # --- what the function decides ----------------------------------------------------------
@@ -217,6 +158,11 @@ class OutputObject:
     region: str
     key: str
     expected_md5: str | None
+
+    @property
+    def placed(self) -> bool:
+        """False when no node of the job says which bucket or region holds the object."""
+        return bool(self.bucket and self.region)
 
 
 class Verdict(str, enum.Enum):

@@ -131,6 +131,9 @@ class _FieldSpec(NamedTuple):
     is_node: bool  # the kind is a model, built from the element's children
     parse: Callable[[str, str], Any] | None
     required: bool
+    decides: bool  # a surprise here refuses the callback; anywhere else the field keeps its default
+    opaque: bool  # CI's subtree, kept as it came
+    raw: bool  # the node itself
 
 
 @functools.cache
@@ -139,8 +142,10 @@ def _specs(cls: type) -> tuple[_FieldSpec, ...]:
     specs = []
     for f in dataclasses.fields(cls):
         kind, is_list = _unwrap(hints[f.name])
+        meta = f.metadata
         specs.append(_FieldSpec(f.name, xml_name(f.name), kind, is_list, dataclasses.is_dataclass(kind),
-                                f.metadata.get("parse"), f.metadata.get("required", False)))
+                                meta.get("parse"), meta.get("required", False), meta.get("decides", False),
+                                meta.get("opaque", False), meta.get("raw", False)))
     return tuple(specs)
 
 
@@ -156,30 +161,46 @@ def _unwrap(hint: Any) -> tuple[type, bool]:
 
 
 def build(cls: type, node: Any, path: str) -> Any:
-    """Build the dataclass `cls` from `node`, reporting problems by their path."""
+    """Build the dataclass `cls` from `node`, reporting problems by their path.
+
+    Only fields that decide (`models.decides`) may refuse the node; a field that does not
+    read keeps its default, and nodes no field names are never looked at."""
     if node is None or node == "":
         node = {}
     if not isinstance(node, dict):
         raise MalformedCallback(f"{path}: expected an element with children, got {type(node).__name__}")
     values = {}
     for spec in _specs(cls):
-        raw = node.get(spec.source)
-        if spec.is_list:
-            values[spec.name] = tuple(_value(spec, item, path, f"{spec.source}[{i}]")
-                                      for i, item in enumerate(as_list(raw)))
+        if spec.raw:
+            values[spec.name] = node
             continue
-        if raw is None or raw == "":
-            value = None
-        elif isinstance(raw, list):
-            raise MalformedCallback(f"{path}.{spec.source}: expected one value, got {len(raw)}")
-        else:
-            value = _value(spec, raw, path, spec.source)
+        raw = node.get(spec.source)
+        if spec.opaque:
+            if raw is not None and raw != "":
+                values[spec.name] = raw
+            continue
+        try:
+            value = _field(spec, raw, path)
+        except MalformedCallback:
+            if spec.decides:
+                raise
+            continue  # tolerated: this field decides nothing
         if value is None or value == "":
             if spec.required:
                 raise MalformedCallback(f"{path}.{spec.source} is required")
             continue  # keep the dataclass default
         values[spec.name] = value
     return cls(**values)
+
+
+def _field(spec: _FieldSpec, raw: Any, path: str) -> Any:
+    if spec.is_list:
+        return tuple(_value(spec, item, path, f"{spec.source}[{i}]") for i, item in enumerate(as_list(raw)))
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, list):
+        raise MalformedCallback(f"{path}.{spec.source}: expected one value, got {len(raw)}")
+    return _value(spec, raw, path, spec.source)
 
 
 def _value(spec: _FieldSpec, raw: Any, path: str, name: str) -> Any:

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from handlers.actions import TagReader, tag
-from handlers.callback import output_objects
+from handlers.callback import all_outputs, unplaced_reason
 from handlers.config import Settings
 from handlers.cos import ObjectStore
 from handlers.deadline import Deadline, retrying
-from handlers.models import Callback, Check, Job, JobResult, ObjectResult, Outcome, OutputObject, Verdict
+from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, Outcome, OutputObject, Verdict
 from handlers.moves import find_moved, move
 from handlers.policy import movable, reads_tags, tags_on
 from handlers.verify import check_object
@@ -51,7 +51,7 @@ class Processor:
         store = self._store.bound(deadline)
         pending = []
         for job in callback.jobs_detail:
-            targets = output_objects(job) if job.succeeded else ()
+            targets = all_outputs(job) if job.succeeded else ()
             futures = [self._checks.submit(self._one, job, t, store, deadline) for t in targets]
             pending.append((job, futures))
         results = []
@@ -62,6 +62,8 @@ class Processor:
 
     def _one(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline) -> ObjectResult:
         settings = self._settings
+        if not target.placed:  # nowhere to look, so nothing to tag either
+            return ObjectResult(Check(target, Verdict.UNVERIFIABLE, Method.NONE, unplaced_reason(target)))
         tags: Future[dict[str, str] | None] | None = None
         if reads_tags(settings):
             tags = self._tag_reads.submit(

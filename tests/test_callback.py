@@ -32,15 +32,13 @@ def test_task_callback_keeps_every_documented_node():
         "test-123456789", "input/demo.mp3", "ap-chongqing")
     assert job.input.cos_headers == ()
     op = job.operation
-    assert op.media_info.format.size == 219263
-    assert op.media_info.format.bitrate == pytest.approx(128.147)
-    assert op.media_info.format.format_long_name == "MP2/3 (MPEG audio layer 2/3)"
-    assert op.media_info.format.num_stream == 1
-    assert len(op.media_info.stream.audio) == 2
-    audio = op.media_info.stream.audio[0]
-    assert (audio.channel, audio.sample_rate, audio.codec_time_base, audio.sample_fmt) == (
-        2, 44100, "1/14112000", "fltp")
-    assert op.media_info.stream.video == () and op.media_info.stream.subtitle == ()
+    # MediaInfo decides nothing: it is kept as CI's tree, unvalidated (tests/test_tolerant_reader.py).
+    assert op.media_info["Format"]["Size"] == "219263"
+    assert op.media_info["Format"]["FormatLongName"] == "MP2/3 (MPEG audio layer 2/3)"
+    audio = op.media_info["Stream"]["Audio"][0]
+    assert (audio["Channel"], audio["SampleRate"], audio["CodecTimeBase"], audio["SampleFmt"]) == (
+        "2", "44100", "1/14112000", "fltp")
+    assert job.raw["Operation"]["MediaInfo"] is op.media_info
     out = op.media_result.output_file[0]
     assert (out.bucket, out.region, out.object_prefix) == ("test-123456789", "ap-chongqing", "")
     assert out.object_name == ("output/audio.mp3", "output/backgroud.mp3")
@@ -85,7 +83,7 @@ def test_single_nodes_become_one_element_lists():
     out = job.operation.media_result.output_file[0]
     assert out.object_name == ("output/a.mp3",)
     assert out.md5_info[0].md5 == "3b883c0462ba845acdf3eb7e30db1a1c"  # case-insensitive, normalised
-    assert job.operation.media_info.stream.audio[0].channel == 1
+    assert job.operation.media_info["Stream"]["Audio"]["Channel"] == "1"
 
 
 def test_json_jobs_detail_may_be_an_object_and_scalars_are_strings():
@@ -95,7 +93,7 @@ def test_json_jobs_detail_may_be_an_object_and_scalars_are_strings():
         doc["JobsDetail"]["Operation"]["MediaResult"]["OutputFile"]["Md5Info"][0]
     callback = parse_callback(json.dumps(doc).encode())
     (job,) = callback.jobs_detail
-    assert job.operation.media_info.format.num_program == 0
+    assert job.operation.media_info["Format"]["NumProgram"] == "0"
     assert len(job.operation.media_result.output_file[0].md5_info) == 1
 
 
@@ -201,10 +199,13 @@ def test_bad_md5_info_is_malformed(md5s, names, reason):
         parse_callback(job_xml(md5s=md5s, names=names))
 
 
-def test_wrong_scalar_type_is_malformed():
-    body = fixture("voice_separate_task.xml").replace(b"<Size>219263</Size>", b"<Size>big</Size>")
-    with pytest.raises(MalformedCallback, match=r"Format\.Size: 'big' is not an integer"):
-        parse_callback(body)
+def test_a_wrong_scalar_decides_only_where_it_decides():
+    tolerated = fixture("voice_separate_task.xml").replace(b"<Size>219263</Size>", b"<Size>big</Size>")
+    assert parse_callback(tolerated).jobs_detail[0].operation.media_info["Format"]["Size"] == "big"
+    refused = fixture("voice_separate_task.xml").replace(b"<EndTime>2022-07-01T10:12:32+0800</EndTime>",
+                                                          b"<EndTime>big</EndTime>")
+    with pytest.raises(MalformedCallback, match=r"JobsDetail\[0\]\.EndTime: 'big' is not a time"):
+        parse_callback(refused)
 
 
 def test_two_md5s_for_one_key_are_malformed():

@@ -158,10 +158,10 @@ def test_one_forged_job_among_real_ones_refuses_the_whole_callback(emulator, app
     assert "j0000000000000000000000000000001,j0000000000000000000000000000002" in look_up.key
 
 
-def test_a_job_without_an_input_bucket_cannot_be_looked_up(emulator, app):
+def test_a_job_without_an_input_bucket_is_looked_up_where_it_wrote(emulator, app):
     body = one_output().replace(f"<BucketId>{BUCKET}</BucketId>".encode(), b"")
-    assert "Input.BucketId and Input.Region are needed" in refused(emulator, app, body, status=400)
-    assert emulator.requests == []
+    assert "unknown to CI" in refused(emulator, app, body, status=403)
+    assert [(r.service, r.bucket) for r in emulator.requests] == [("ci", BUCKET)]
 
 
 # --- CI unreachable: 503 + Retry-After, bounded by the deadline ----------------------------
