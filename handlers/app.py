@@ -17,7 +17,7 @@ from handlers import log
 from handlers.auth import authenticate, check_allowed, configuration_problem, redacted_target
 from handlers.callback import MalformedCallback, parse_callback
 from handlers.ci import CiJobs, CiUnavailable, JobNotConfirmed, confirmed
-from handlers.config import ConfigError, Settings
+from handlers.config import ANY_BUCKET, ConfigError, Settings
 from handlers.cos import Clients, ObjectStore
 from handlers.deadline import Deadline
 from handlers.dispatch import Dispatcher, can_process_inline, fits_async, function_ref, invoke_timeout
@@ -174,7 +174,8 @@ class App:
                 callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix, deadline)
         if callback.workflow_execution is not None:
             from handlers.workflow import expand
-            callback = expand(callback, ci.describe, self.settings.region, deadline)
+            candidates = tuple(b for b in self.settings.allowed_buckets if b != ANY_BUCKET)
+            callback = expand(callback, ci.describe, self.settings.region, deadline, candidates)
             check_allowed(callback, self.settings)  # the jobs CI reports for it name their own buckets
         results = self.processor.run(callback, deadline)
         _log_results(results, time.time() - started)

@@ -5,14 +5,20 @@ state) is what gets verified: the callback itself contributes only the list of j
 """
 from __future__ import annotations
 
+from handlers import log
 from handlers.ci import Lookup, describe_jobs
 from handlers.deadline import Deadline
 from handlers.models import Callback, Job, WorkflowTask
 from handlers.nodes import MalformedCallback
 
 
-def expand(callback: Callback, lookup: Lookup, region: str, deadline: Deadline) -> Callback:
+def expand(callback: Callback, lookup: Lookup, region: str, deadline: Deadline,
+           candidate_buckets: tuple[str, ...] = ()) -> Callback:
     """The callback with one job per workflow task (unchanged when it is a TaskFinish).
+
+    A workflow instance that names no bucket (`<BucketId/>`) is looked up in each of
+    `candidate_buckets` in turn (the ALLOWED_BUCKETS list) until CI knows every task's job;
+    with none to try it is acknowledged with no jobs, and the sweep finds them.
 
     Raises MalformedCallback when the instance cannot be looked up, CiUnavailable when CI
     cannot be asked."""
@@ -22,13 +28,21 @@ def expand(callback: Callback, lookup: Lookup, region: str, deadline: Deadline) 
     tasks = [task for task in execution.tasks if task.job_id]
     if not tasks:
         return callback
-    if not execution.bucket_id:
-        raise MalformedCallback("Response.WorkflowExecution.BucketId is needed to read its jobs from CI")
     if not region:
         raise MalformedCallback("a WorkflowFinish callback names no region: set DEFAULT_REGION "
                                 "(SCF sets TENCENTCLOUD_REGION to the function's own)")
+    buckets = (execution.bucket_id,) if execution.bucket_id else candidate_buckets
+    if not buckets:
+        log.warning("WorkflowFinish names no bucket and ALLOWED_BUCKETS is '*': its jobs are left to the sweep",
+                    runId=execution.run_id, jobIds=[task.job_id for task in tasks])
+        return Callback(callback.event_name, (), execution)
     ids = tuple(dict.fromkeys(task.job_id for task in tasks))
-    known = describe_jobs(lookup, execution.bucket_id, region, ids, deadline)
+    known: dict[str, Job] = {}
+    for bucket in buckets:
+        wanted = tuple(job_id for job_id in ids if job_id not in known)
+        if not wanted:
+            break
+        known.update(describe_jobs(lookup, bucket, region, wanted, deadline))
     jobs = tuple(known.get(task.job_id) or _unknown(task) for task in tasks)
     return Callback(callback.event_name, jobs, execution)
 

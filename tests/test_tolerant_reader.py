@@ -112,3 +112,33 @@ def test_two_entries_for_one_output_merge_whatever_their_order(emulator, app, or
     assert status == 200, result
     (obj,) = result["jobs"][0]["objects"]
     assert (obj["key"], obj["expectedMd5"], obj["verdict"]) == ("out/a.mp4", md5(DATA), "verified")
+
+
+# --- WorkflowFinish without a bucket ---------------------------------------------------------
+
+def _workflow_without_bucket(job_ids: list[str]) -> bytes:
+    tasks = "".join(f"<Tasks><Type>Transcode</Type><State>Success</State><JobId>{j}</JobId></Tasks>" for j in job_ids)
+    return ("<Response><EventName>WorkflowFinish</EventName><WorkflowExecution><WorkflowId>w1</WorkflowId>"
+            "<RunId>i1</RunId><State>Success</State><BucketId/><Object>in.mp4</Object>"
+            f"<CreateTime>2026-11-23 10:00:00+0800</CreateTime>{tasks}</WorkflowExecution></Response>").encode()
+
+
+def test_a_workflow_without_bucket_is_looked_up_in_the_allowed_buckets(emulator, make_app):
+    emulator.create_bucket("other-1250000000", region=REGION)
+    emulator.put_object(BUCKET, "out/a.mp4", DATA)
+    job = job_xml(md5s={"out/a.mp4": md5(DATA)}, names=["out/a.mp4"], tag="Transcode", extra_operation=MEDIA_INFO)
+    register(emulator, job)
+    app = make_app(DEFAULT_REGION=REGION, ALLOWED_BUCKETS=f"other-1250000000,{BUCKET}")
+    status, result, _ = invoke(app, http_event(_workflow_without_bucket([JOB])))
+    assert status == 200, result
+    assert [(j["jobId"], j["outcome"]) for j in result["jobs"]] == [(JOB, "verified")]
+    asked = [r.bucket for r in emulator.requests if r.service == "ci"]
+    assert asked[-1] == BUCKET and set(asked) <= {"other-1250000000", BUCKET}  # stops where CI knows it
+
+
+def test_a_workflow_without_bucket_and_any_bucket_allowed_is_left_to_the_sweep(emulator, make_app, log_lines):
+    app = make_app(DEFAULT_REGION=REGION, ALLOWED_BUCKETS="*")
+    status, result, _ = invoke(app, http_event(_workflow_without_bucket([JOB])))
+    assert (status, result["jobs"]) == (200, [])
+    assert emulator.requests == []
+    assert any('"WARNING"' in line and "names no bucket" in line for line in log_lines)
