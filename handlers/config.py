@@ -45,6 +45,7 @@ class Settings:
     quarantine_bucket: str = ""
     multipart_copy_bytes: int = 5 << 30  # COS copies at most 5 GB in one request
     copy_part_bytes: int = 512 << 20
+    hash_mib_per_second: int = 20  # a conservative content-hashing speed, to judge what fits the time left
     concurrency: int = 16
     max_body_bytes: int = 1 << 20
     cos_timeout: float = 10.0
@@ -62,9 +63,15 @@ class Settings:
     reconcile_buckets: tuple[tuple[str, str], ...] = ()  # (bucket, region)
     reconcile_tags: tuple[str, ...] = ("VoiceSeparate",)
     reconcile_window_minutes: int = 60
+    reconcile_queues: tuple[tuple[str, str], ...] = ()  # (bucket, or "" for every bucket; queue id)
+
+    def queues_for(self, bucket: str) -> tuple[str, ...]:
+        """The media queues RECONCILE_QUEUES names for the bucket; empty: ask CI's queue API."""
+        return tuple(dict.fromkeys(queue for where, queue in self.reconcile_queues if where in ("", bucket)))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        reconcile_buckets = _reconcile_buckets(env, "RECONCILE_BUCKETS")
         settings = cls(
             secret_id=_required(env, "TENCENTCLOUD_SECRETID"),
             secret_key=_required(env, "TENCENTCLOUD_SECRETKEY"),
@@ -79,6 +86,7 @@ class Settings:
             quarantine_bucket=_value(env, "QUARANTINE_BUCKET"),
             multipart_copy_bytes=_integer(env, "MULTIPART_COPY_THRESHOLD_MB", 5120, 2, 5120) << 20,
             copy_part_bytes=_integer(env, "COPY_PART_MB", 512, 1, 5120) << 20,
+            hash_mib_per_second=_integer(env, "HASH_MIB_PER_SECOND", 20, 1, 100_000),
             concurrency=_integer(env, "CONCURRENCY", 16, 1, MAX_CONCURRENCY),
             max_body_bytes=_integer(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
             cos_timeout=float(_integer(env, "COS_TIMEOUT_SECONDS", 10, 1, 300)),
@@ -93,9 +101,10 @@ class Settings:
             scf_endpoint=_endpoint(env, "SCF_ENDPOINT"),
             region=_region(env),
             report_prefix=_report_prefix(env, "REPORT_PREFIX"),
-            reconcile_buckets=_reconcile_buckets(env, "RECONCILE_BUCKETS"),
+            reconcile_buckets=reconcile_buckets,
             reconcile_tags=tuple(_items(env, "RECONCILE_TAGS")) or ("VoiceSeparate",),
             reconcile_window_minutes=_integer(env, "RECONCILE_WINDOW_MINUTES", 60, 1, 7 * 24 * 60),
+            reconcile_queues=_reconcile_queues(env, "RECONCILE_QUEUES", reconcile_buckets),
         )
         _refuse_moves_onto_themselves(settings)
         return settings
@@ -280,3 +289,23 @@ def _reconcile_buckets(env: Mapping[str, str], name: str) -> tuple[tuple[str, st
             raise ConfigError(name, f"{own_region!r} is not a region like ap-chongqing")
         pairs.append((bucket, own_region or region))
     return tuple(pairs)
+
+
+_QUEUE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")  # CI's media queue ids: `p` and 32 hex digits
+
+
+def _reconcile_queues(env: Mapping[str, str], name: str,
+                      buckets: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """`queueId` (a queue of every swept bucket) or `bucket:queueId` entries; unset: CI's queue API says."""
+    swept = {bucket for bucket, _ in buckets}
+    entries = []
+    for entry in _items(env, name):
+        bucket, _, queue = entry.rpartition(":")
+        if not _QUEUE_ID.fullmatch(queue):
+            raise ConfigError(name, f"{queue!r} is not a CI queue id like p0123456789abcdef0123456789abcdef")
+        if bucket and not _BUCKET.fullmatch(bucket):
+            raise ConfigError(name, f"{bucket!r} is not a bucket name like examplebucket-1250000000")
+        if bucket and bucket not in swept:
+            raise ConfigError(name, f"{entry!r} names bucket {bucket!r}, which RECONCILE_BUCKETS does not sweep")
+        entries.append((bucket, queue))
+    return tuple(entries)

@@ -23,6 +23,7 @@ from handlers.config import Settings
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import ObjectState, OutputObject
+from handlers.verify import out_of_time
 
 CHUNK_BYTES = 1 << 20
 # Headers that are the object's metadata: a multipart copy must set them again itself.
@@ -123,10 +124,18 @@ class ObjectStore:
         expected = int(response.get("Content-Length", -1))
         digest = _Md5Behind()
         received = 0
+        stream = response["Body"].get_raw_stream()
         try:
-            for chunk in _chunks(response["Body"].get_raw_stream()):
+            for chunk in _chunks(stream):
                 digest.update(chunk)
                 received += len(chunk)
+                if self._deadline is not None and self._deadline.remaining() <= 0:
+                    # Slower than the check before the GET assumed: stop while there is time to answer.
+                    raise _OutOfTime(out_of_time(max(expected, received), f"{received} read when the "
+                                                                          "invocation's time ran out"))
+        except _OutOfTime as exc:
+            stream.close()  # the rest of the body is never read: the connection cannot be reused
+            raise TransientError(str(exc)) from None
         except Exception as exc:  # urllib3/requests raise many types for a broken stream
             raise TransientError(f"GET {target.key}: the body stream failed after {received} bytes: {exc}") from None
         finally:
@@ -224,6 +233,10 @@ def _netrc_file_exists() -> bool:
     named = os.environ.get("NETRC")
     candidates = (named,) if named is not None else ("~/.netrc", "~/_netrc")
     return any(os.path.exists(os.path.expanduser(path)) for path in candidates)
+
+
+class _OutOfTime(Exception):
+    pass
 
 
 class _Md5Behind:

@@ -16,6 +16,9 @@ from handlers.models import Check, Method, ObjectState, OutputObject, Verdict
 
 # A key rewritten this long after the job ended belongs to a later job.
 SUPERSEDED_AFTER = timedelta(seconds=60)
+DEFAULT_HASH_MIB_PER_SECOND = 20
+_ADVICE = ("raise the function's timeout (up to 900 s; with DISPATCH=async CI's HTTP call does not "
+           "wait for it), or HASH_MIB_PER_SECOND if hashing here is reliably faster")
 
 
 class Inspector(Protocol):
@@ -34,6 +37,22 @@ def decide_without_content(target: OutputObject, state: ObjectState | None, mode
     return None
 
 
+def out_of_time(size: int, detail: str) -> str:
+    """The reason of an `error` verdict for a hash the invocation had no time for."""
+    return f"not enough time to hash {size} bytes: {detail}; {_ADVICE}"
+
+
+def hash_time_problem(size: int, remaining: float, mib_per_second: float) -> str | None:
+    """Why a hash of `size` bytes should not be started with `remaining` seconds left, or
+    None when it fits at a conservative speed. Starting one that cannot finish would only
+    be cut off (in SCF: killed, with no answer and no log of why)."""
+    needed = size / (mib_per_second * (1 << 20))
+    if needed <= remaining:
+        return None
+    return out_of_time(size, f"at {mib_per_second:g} MiB/s that takes {needed:.1f} s and {remaining:.1f} s "
+                             "are left, so it was not started")
+
+
 def decide_by_content(target: OutputObject, state: ObjectState, md5: str, job_end: datetime | None) -> Check:
     if md5 == target.expected_md5:
         return Check(target, Verdict.VERIFIED, Method.CONTENT, "", state, md5)
@@ -45,13 +64,16 @@ def decide_by_content(target: OutputObject, state: ObjectState, md5: str, job_en
 
 
 def check_object(target: OutputObject, store: Inspector, mode: str, job_end: datetime | None,
-                 deadline: Deadline) -> Check:
+                 deadline: Deadline, hash_mib_per_second: float = DEFAULT_HASH_MIB_PER_SECOND) -> Check:
     def inspect() -> Check:
         state = store.head(target)
         settled = decide_without_content(target, state, mode)
         if settled is not None:
             return settled
         assert state is not None
+        too_long = hash_time_problem(state.size, deadline.remaining(), hash_mib_per_second)
+        if too_long is not None:
+            return Check(target, Verdict.ERROR, Method.NONE, too_long, state)
         return decide_by_content(target, state, store.content_md5(target, state.etag), job_end)
 
     try:

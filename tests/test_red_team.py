@@ -148,3 +148,92 @@ def test_a_silent_scf_endpoint_falls_back_to_inline_when_time_remains(emulator, 
     elapsed = time.monotonic() - started
     assert elapsed < 6.0, f"the invocation ran {elapsed:.1f} s past a 6 s limit"
     assert status == 200 and body["jobs"][0]["outcome"] == "verified"
+
+
+# --- 6. hashing watches the deadline --------------------------------------------------------
+
+class ThrottlingProxy:
+    """A TCP proxy in front of the emulator that sends answers at `rate` bytes per second:
+    a slow body stream, as from a far region or a small function's share of the network."""
+
+    def __init__(self, upstream: str, rate: int):
+        import socket
+        import threading
+        from urllib.parse import urlsplit
+        parts = urlsplit(upstream)
+        self._upstream = (parts.hostname, parts.port)
+        self._rate = rate
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(32)
+        self.endpoint = f"http://127.0.0.1:{self._server.getsockname()[1]}"
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+        while not self._closed:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._upstream)
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self._rate), daemon=True).start()
+
+    @staticmethod
+    def _pump(source, sink, rate) -> None:
+        import time
+        slice_bytes = 16 * 1024
+        try:
+            while data := source.recv(slice_bytes):
+                sink.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._closed = True
+        self._server.close()
+
+
+def test_a_hash_that_cannot_finish_in_time_is_not_started(emulator, make_app):
+    data = bytes(range(256)) * (192 * 1024)  # 48 MiB in parts: only its content can verify it
+    emulator.put_object(BUCKET, "out/big.wav", data, part_size=8 << 20)
+    app = make_app()  # HASH_MIB_PER_SECOND: 20 by default, 2.4 s for this object
+    status, body, headers = invoke(app, http_event(job_xml(md5s={"out/big.wav": md5(data)}, names=["out/big.wav"])),
+                                   {"request_id": "r", "time_limit_in_ms": 3000})
+    obj = body["jobs"][0]["objects"][0]
+    assert status == 503 and headers["Retry-After"] and obj["verdict"] == "error"
+    assert f"not enough time to hash {len(data)} bytes" in obj["reason"]
+    assert "timeout" in obj["reason"] and "DISPATCH=async" in obj["reason"]
+    assert [r for r in emulator.requests if r.method == "GET" and not r.query] == []  # not started
+    assert emulator.tags(BUCKET, "out/big.wav") == {}
+
+
+def test_hashing_stops_at_the_deadline(emulator, make_app):
+    import time
+    data = bytes(range(256)) * (64 * 1024)  # 16 MiB in parts, sent at 4 MiB/s: 4 s
+    emulator.put_object(BUCKET, "out/big.wav", data, part_size=4 << 20)
+    proxy = ThrottlingProxy(emulator.endpoint, 4 << 20)
+    try:
+        app = make_app(COS_ENDPOINT=proxy.endpoint)  # 20 MiB/s assumed: the hash looks like it fits
+        started = time.monotonic()
+        status, body, _ = invoke(app, http_event(job_xml(md5s={"out/big.wav": md5(data)}, names=["out/big.wav"])),
+                                 {"request_id": "r", "time_limit_in_ms": 3000})
+        elapsed = time.monotonic() - started
+    finally:
+        proxy.close()
+    assert elapsed < 3.0, f"the invocation ran {elapsed:.1f} s past a 3 s limit"
+    obj = body["jobs"][0]["objects"][0]
+    assert status == 503 and obj["verdict"] == "error"
+    assert f"not enough time to hash {len(data)} bytes" in obj["reason"] and "DISPATCH=async" in obj["reason"]
+    assert emulator.tags(BUCKET, "out/big.wav") == {}
