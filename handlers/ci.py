@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+from handlers import log
 from handlers.callback import all_outputs, output_objects
 from handlers.cos import Clients
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
@@ -24,6 +26,8 @@ from handlers.models import Callback, Job, OutputObject
 from handlers.nodes import MalformedCallback, as_list, build
 
 MAX_IDS_PER_REQUEST = 10  # CI's documented limit for one DescribeMediaJob call
+QUEUE_PAGE_SIZE = 10  # DescribeMediaQueues' documented default page size
+MAX_QUEUE_PAGES = 100  # a bound on the discovery of one bucket's queues, whatever TotalCount says
 
 
 class JobNotConfirmed(Exception):
@@ -41,6 +45,15 @@ class CiAnswer:
 
 
 Lookup = Callable[[str, str, tuple[str, ...]], CiAnswer]  # (bucket, region, job ids)
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of CI's job list: the jobs read, the token of the next page, the jobs skipped."""
+
+    jobs: tuple[Job, ...]
+    next_token: str  # empty: the last page
+    unreadable: tuple[str, ...] = ()  # JobIds (or JobsDetail[i]) of the jobs that could not be read
 
 
 # --- pure -------------------------------------------------------------------------------
@@ -187,19 +200,59 @@ class CiJobs:
             return CiAnswer({}, frozenset(job_ids))  # no such bucket at CI: it cannot know the job
         return answer_from(data)
 
-    def list_jobs(self, bucket: str, region: str, tag: str, start: str, end: str,
-                  next_token: str) -> tuple[list[Job], str]:
-        """One page of the bucket's successful `tag` jobs created in [start, end], oldest first."""
-        data = self._call(f"GET /jobs?tag={tag} on {bucket}", lambda: self._ci(region).ci_list_media_jobs(
-            Bucket=bucket, Tag=tag, States="Success", StartCreationTime=start, EndCreationTime=end,
-            OrderByTime="Asc", Size=100, NextToken=next_token))
+    def list_queues(self, bucket: str, region: str) -> list[str]:
+        """The ids of the bucket's media queues, paused ones too (their finished jobs still count).
+
+        DescribeMediaQueues (`GET /queue`, https://cloud.tencent.com/document/product/441/38913) pages by
+        pageNumber/pageSize (default 10) and says TotalCount. It lists the documented default category,
+        Transcoding (media processing queues); cos-python-sdk-v5 cannot ask for another, so a
+        SpeedTranscoding queue has to be named in RECONCILE_QUEUES."""
+        queues: list[str] = []
+        for number in range(1, MAX_QUEUE_PAGES + 1):
+            data = self._call(f"GET /queue?pageNumber={number} on {bucket}", partial(
+                self._ci(region).ci_get_media_queue, Bucket=bucket, State="All", PageNumber=str(number),
+                PageSize=str(QUEUE_PAGE_SIZE)))
+            if data is None:
+                return queues  # no such bucket at CI: no queue
+            page = [entry.get("QueueId") for entry in as_list(data.get("QueueList")) if isinstance(entry, dict)]
+            queues.extend(q for q in page if isinstance(q, str) and q and q not in queues)
+            try:
+                total = int(data.get("TotalCount") or 0)
+            except (TypeError, ValueError):
+                total = 0
+            if not page or len(queues) >= total:
+                break
+        return queues
+
+    def list_jobs(self, bucket: str, region: str, queue_id: str, tag: str, start: str, end: str,
+                  next_token: str) -> JobPage:
+        """One page of the queue's successful `tag` jobs created strictly between start and end, oldest first.
+
+        DescribeMediaJobs requires queueId (https://cloud.tencent.com/document/api/460/84766). A job of the
+        page that cannot be read is skipped, logged at WARNING, and named in the page's `unreadable`."""
+        data = self._call(f"GET /jobs?queueId={queue_id}&tag={tag} on {bucket}",
+                          lambda: self._ci(region).ci_list_media_jobs(
+                              Bucket=bucket, QueueId=queue_id, Tag=tag, States="Success", StartCreationTime=start,
+                              EndCreationTime=end, OrderByTime="Asc", Size=100, NextToken=next_token))
         if data is None:
-            return [], ""
-        try:
-            jobs = list(answer_from(data).jobs.values())
-        except MalformedCallback as exc:
-            raise StorageError(f"CI's job list for {bucket} could not be read: {exc}") from None
-        return jobs, str(data.get("NextToken") or "")
+            return JobPage((), "", ())
+        if not isinstance(data, dict):
+            raise StorageError(f"CI's job list for {bucket} could not be read: expected an element with children")
+        jobs: list[Job] = []
+        unreadable: list[str] = []
+        for i, node in enumerate(as_list(data.get("JobsDetail"))):
+            try:
+                job = build(Job, node, f"CI.JobsDetail[{i}]")
+                all_outputs(job)
+            except MalformedCallback as exc:
+                job_id = node.get("JobId") if isinstance(node, dict) else None
+                label = job_id if isinstance(job_id, str) and job_id else f"JobsDetail[{i}]"
+                log.warning("sweep skipped a job CI lists but that cannot be read", jobId=label, reason=str(exc),
+                            bucket=bucket, queueId=queue_id)
+                unreadable.append(label)
+                continue
+            jobs.append(job)
+        return JobPage(tuple(jobs), str(data.get("NextToken") or ""), tuple(unreadable))
 
     def _ci(self, region: str) -> Any:
         return self._clients.ci(region, self._deadline)
@@ -218,5 +271,6 @@ class CiJobs:
             message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
             if status == 429 or status >= 500:
                 raise TransientError(message) from None
-            raise StorageError(message + " (the execution role needs ci:DescribeMediaJob / ci:DescribeMediaJobs)"
+            raise StorageError(message + " (the execution role needs ci:DescribeMediaJob / ci:DescribeMediaJobs / "
+                               "ci:DescribeMediaQueues)"
                                if status == 403 else message) from None

@@ -1,7 +1,8 @@
 """The reconciliation sweep: find successful jobs whose callback never arrived, and check them.
 
-On a timer tick it lists each configured bucket's successful jobs of each configured tag
-created within the window (CI's job list, page by page), skips the jobs whose outputs
+On a timer tick it lists, for each configured bucket, each of its media queues (RECONCILE_QUEUES, or
+found once per bucket and tick through CI's queue API) and each configured tag, the successful jobs
+created within the window (CI's job list needs a queue; page by page), skips the jobs whose outputs
 already carry `ci-job=<JobId>` with a final verdict, and runs the rest exactly as a callback
 would. It stops starting jobs while enough time is left to finish the one under way; the
 next tick lists the window again and picks up the rest. Running beside callbacks is safe:
@@ -17,6 +18,7 @@ from functools import partial
 from typing import Protocol
 
 from handlers.callback import output_objects
+from handlers.ci import JobPage
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
@@ -30,8 +32,10 @@ CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
 
 
 class JobLister(Protocol):
-    def list_jobs(self, bucket: str, region: str, tag: str, start: str, end: str,
-                  next_token: str) -> tuple[list[Job], str]: ...
+    def list_queues(self, bucket: str, region: str) -> list[str]: ...
+
+    def list_jobs(self, bucket: str, region: str, queue_id: str, tag: str, start: str, end: str,
+                  next_token: str) -> JobPage: ...
 
 
 class TagReader(Protocol):
@@ -41,13 +45,16 @@ class TagReader(Protocol):
 @dataclass
 class SweepReport:
     listed: int = 0
+    queues: int = 0  # queues listed, over all buckets
+    unreadable: list[str] = field(default_factory=list)  # jobs CI listed that could not be read
     already_done: int = 0
     checked: list[JobResult] = field(default_factory=list)
     stopped_early: bool = False
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return {"listed": self.listed, "alreadyDone": self.already_done, "checked": len(self.checked),
+        return {"listed": self.listed, "queues": self.queues, "unreadable": self.unreadable,
+                "alreadyDone": self.already_done, "checked": len(self.checked),
                 "outcomes": sorted(r.outcome.value for r in self.checked),
                 "stoppedEarly": self.stopped_early, "errors": self.errors}
 
@@ -79,29 +86,54 @@ class Sweep:
         s = self._settings
         now = now or datetime.now(timezone.utc)
         start = (now - timedelta(minutes=s.reconcile_window_minutes)).strftime(CI_TIME)
-        end = now.strftime(CI_TIME)
+        # CI's bounds are strict (created after start, before end) and to the second: end one second on,
+        # so a job created in this very second is listed too.
+        end = (now + timedelta(seconds=1)).strftime(CI_TIME)
         # Keep enough time to finish the job under way with its own retries.
         reserve = max(2.0, s.cos_timeout)
         report = SweepReport()
         with ThreadPoolExecutor(s.concurrency, thread_name_prefix="sweep") as pool:
             for bucket, region in s.reconcile_buckets:
-                for tag in s.reconcile_tags:
-                    token = ""
-                    while not report.stopped_early:
-                        if deadline.remaining() < reserve:
-                            report.stopped_early = True
-                            break
-                        try:
-                            jobs, token = retrying(
-                                partial(self._lister.list_jobs, bucket, region, tag, start, end, token), deadline)
-                        except (TransientError, StorageError) as exc:
-                            report.errors.append(f"listing {tag} jobs of {bucket}: {exc}")
-                            break
-                        report.listed += len(jobs)
-                        self._check_page(jobs, pool, deadline, reserve, report)
-                        if not token:
-                            break
+                if report.stopped_early:
+                    break
+                queues = self._queues(bucket, region, deadline, report)
+                report.queues += len(queues)
+                for queue_id in queues:
+                    for tag in s.reconcile_tags:
+                        self._sweep_list(bucket, region, queue_id, tag, (start, end), pool, deadline, reserve,
+                                         report)
         return report
+
+    def _queues(self, bucket: str, region: str, deadline: Deadline, report: SweepReport) -> list[str]:
+        """The queues to list in: the configured ones, else those CI's queue API names (asked once)."""
+        configured = self._settings.queues_for(bucket)
+        if configured:
+            return list(configured)
+        try:
+            return retrying(partial(self._lister.list_queues, bucket, region), deadline)
+        except (TransientError, StorageError) as exc:
+            report.errors.append(f"listing the media queues of {bucket}: {exc}")
+            return []
+
+    def _sweep_list(self, bucket: str, region: str, queue_id: str, tag: str, window: tuple[str, str],
+                    pool: ThreadPoolExecutor, deadline: Deadline, reserve: float, report: SweepReport) -> None:
+        token = ""
+        while not report.stopped_early:
+            if deadline.remaining() < reserve:
+                report.stopped_early = True
+                return
+            try:
+                page = retrying(partial(self._lister.list_jobs, bucket, region, queue_id, tag, *window, token),
+                                deadline)
+            except (TransientError, StorageError) as exc:
+                report.errors.append(f"listing {tag} jobs of {bucket} in queue {queue_id}: {exc}")
+                return
+            report.listed += len(page.jobs)
+            report.unreadable.extend(page.unreadable)
+            self._check_page(list(page.jobs), pool, deadline, reserve, report)
+            token = page.next_token
+            if not token:
+                return
 
     def _check_page(self, jobs: list[Job], pool: ThreadPoolExecutor, deadline: Deadline, reserve: float,
                     report: SweepReport) -> None:

@@ -147,8 +147,9 @@ def test_the_sweep_follows_next_token_across_pages(emulator, make_app):
     app = sweep_app(make_app)
     result = app.handle(TIMER, {"time_limit_in_ms": 60000})["sweep"]
     assert result["listed"] == 105 and result["checked"] == 105
-    pages = [r for r in emulator.requests if r.service == "ci" and r.bucket == BUCKET]
-    assert len(pages) == 2 and pages[1].query.get("nextToken")
+    ci = [r for r in emulator.requests if r.service == "ci" and r.bucket == BUCKET]
+    assert [r.key for r in ci] == ["queue", "jobs", "jobs"]  # one queue discovery, then the queue's two pages
+    assert all(r.query.get("queueId") for r in ci[1:]) and ci[2].query.get("nextToken")
 
 
 def test_a_timer_with_nothing_to_reconcile_says_so(make_app):

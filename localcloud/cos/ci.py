@@ -1,7 +1,11 @@
-"""数据万象 (CI) media-job API on `<bucket>.ci.<region>.myqcloud.com`: GET /jobs/<ids> and GET /jobs.
+"""数据万象 (CI) media-job API on `<bucket>.ci.<region>.myqcloud.com`: GET /jobs/<ids>, GET /jobs, GET /queue.
 
 Jobs are registered by tests (or loaded from JSON) as the `JobsDetail` mapping xmltodict
 would produce, and served back with xmltodict, so what a test registers is what the SDK reads.
+
+Every job runs in a media queue, as at CI: a job registered without a `QueueId` is put in the
+bucket's default queue (DEFAULT_QUEUE_ID), and every queue a job names is known to the bucket's
+queue API; `declare_queue` adds a queue (a paused one, one with no jobs yet, ...).
 """
 from __future__ import annotations
 
@@ -25,6 +29,14 @@ from .exchange import Request, Response
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+# The queue a job registered without a QueueId runs in (CI's media queue ids are `p` + 32 hex digits).
+DEFAULT_QUEUE_ID = "p" + "0" * 32
+QUEUE_STATES = ("Active", "Paused")
+# DescribeMediaQueues' `category` (https://cloud.tencent.com/document/product/441/38913 and
+# https://www.tencentcloud.com/document/product/1045/72939, 2025-09-08): CateAll, Transcoding, SpeedTranscoding.
+QUEUE_CATEGORIES = ("Transcoding", "SpeedTranscoding")
+DEFAULT_QUEUE_CATEGORY = "Transcoding"
+MAX_QUEUE_IDS = 10
 
 
 def parse_time(text: str | None) -> datetime | None:
@@ -58,22 +70,66 @@ class JobQuery:
     newest_first: bool
 
 
+@dataclass
+class _Queue:
+    order: int
+    queue_id: str
+    name: str
+    state: str
+    category: str
+
+    def as_xml(self) -> dict[str, Any]:
+        """One QueueList entry, with the nodes DescribeMediaQueues documents."""
+        return {"QueueId": self.queue_id, "Name": self.name, "State": self.state,
+                "NotifyConfig": {"Url": None, "Event": None, "Type": None, "State": "Off", "ResultFormat": None},
+                "MaxSize": "10000", "MaxConcurrent": "10", "UpdateTime": "2022-08-09T16:23:11+0800",
+                "CreateTime": "2022-08-09T16:23:11+0800", "Category": self.category}
+
+
 class JobRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._order = itertools.count()
         self._jobs: dict[tuple[str, str], _RegisteredJob] = {}
+        self._queues: dict[str, dict[str, _Queue]] = {}  # bucket -> queue id -> queue
 
     def register(self, bucket: str, jobs_detail: Mapping[str, Any]) -> None:
-        """Add a job, or replace the one with the same JobId in that bucket."""
+        """Add a job, or replace the one with the same JobId in that bucket.
+
+        A job without a QueueId is put in the default queue; the job's queue becomes known."""
         job_id = jobs_detail.get("JobId")
         if not job_id:
             raise ValueError("JobsDetail needs a JobId")
         detail = copy.deepcopy(dict(jobs_detail))
+        if not detail.get("QueueId"):
+            detail["QueueId"] = DEFAULT_QUEUE_ID
         with self._lock:
+            self._declare(bucket, str(detail["QueueId"]))
             self._jobs[(bucket, job_id)] = _RegisteredJob(
                 next(self._order), bucket, detail, parse_time(detail.get("CreationTime")),
             )
+
+    def declare_queue(self, bucket: str, queue_id: str, name: str = "", state: str = "Active",
+                      category: str = DEFAULT_QUEUE_CATEGORY) -> None:
+        """Make a media queue known to the bucket's queue API (or change its name, state, category)."""
+        if state not in QUEUE_STATES:
+            raise ValueError(f"state must be one of {QUEUE_STATES}, not {state!r}")
+        if category not in QUEUE_CATEGORIES:
+            raise ValueError(f"category must be one of {QUEUE_CATEGORIES}, not {category!r}")
+        with self._lock:
+            queue = self._declare(bucket, queue_id)
+            queue.name, queue.state, queue.category = name or queue.name, state, category
+
+    def _declare(self, bucket: str, queue_id: str) -> _Queue:
+        queues = self._queues.setdefault(bucket, {})
+        if queue_id not in queues:
+            queues[queue_id] = _Queue(next(self._order), queue_id, f"queue-{len(queues) + 1}", "Active",
+                                      DEFAULT_QUEUE_CATEGORY)
+        return queues[queue_id]
+
+    def queues(self, bucket: str) -> list[_Queue]:
+        with self._lock:
+            return sorted((copy.copy(q) for q in self._queues.get(bucket, {}).values()), key=lambda q: q.order)
 
     def load(self, path: str | Path) -> int:
         """Register the jobs of a JSON file: a list of {"bucket": ..., "JobsDetail": {...} or [...]}."""
@@ -109,9 +165,11 @@ def _matches(job: _RegisteredJob, query: JobQuery) -> bool:
     if query.start or query.end:
         if job.created is None:
             return False
-        if query.start and job.created < query.start:
+        # Strict bounds: "创建时间大于该时间" / "创建时间小于该时间" (DescribeMediaJobs,
+        # https://cloud.tencent.com/document/api/460/84766, and https://cloud.tencent.com/document/api/436/49203).
+        if query.start and job.created <= query.start:
             return False
-        if query.end and job.created > query.end:
+        if query.end and job.created >= query.end:
             return False
     return True
 
@@ -146,7 +204,37 @@ class CiApi:
             return self._describe_jobs(request.bucket, request.path[len("/jobs/"):].split(","))
         if request.path in ("/jobs", "/jobs/"):
             return self._list_jobs(request.bucket, request.query)
+        if request.path in ("/queue", "/queue/"):
+            return self._describe_queues(request.bucket, request.query)
         raise errors.not_implemented(f"GET {request.path} on the CI host")
+
+    def _describe_queues(self, bucket: str, params: Mapping[str, str]) -> Response:
+        """DescribeMediaQueues: the bucket's media queues, filtered by queueIds, state and category, a page
+        at a time (pageNumber from 1, pageSize default 10), with TotalCount, PageNumber, PageSize and QueueList
+        as https://cloud.tencent.com/document/product/441/38913 (the newest page, also
+        https://www.tencentcloud.com/document/product/1045/72939, 2025-09-08) shows. cos-python-sdk-v5's
+        ci_get_media_queue sends queueIds, state (default `All`), pageNumber and pageSize, empty when not given.
+        """
+        wanted = [q.strip() for q in (params.get("queueIds") or "").split(",") if q.strip()]
+        if len(wanted) > MAX_QUEUE_IDS:
+            raise errors.invalid_argument(f"queueIds names at most {MAX_QUEUE_IDS} queues.")
+        state = params.get("state") or "All"
+        if state != "All" and state not in QUEUE_STATES:
+            raise errors.invalid_argument(f"state must be Active or Paused; got {state!r}.")
+        category = params.get("category") or DEFAULT_QUEUE_CATEGORY
+        if category != "CateAll" and category not in QUEUE_CATEGORIES:
+            raise errors.invalid_argument(f"category must be CateAll, Transcoding or SpeedTranscoding; got {category!r}.")
+        number = _positive(params, "pageNumber", 1, None)
+        size = _positive(params, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        queues = [q for q in self._jobs.queues(bucket)
+                  if (not wanted or q.queue_id in wanted) and state in ("All", q.state)
+                  and category in ("CateAll", q.category)]
+        page = queues[(number - 1) * size:number * size]
+        content: dict[str, Any] = {"RequestId": "local", "TotalCount": str(len(queues)), "PageNumber": str(number),
+                                   "PageSize": str(size)}
+        if page:
+            content["QueueList"] = [q.as_xml() for q in page]
+        return _xml_response(content)
 
     def _describe_jobs(self, bucket: str, job_ids: list[str]) -> Response:
         found, missing = [], []
@@ -183,6 +271,12 @@ def _job_query(params: Mapping[str, str]) -> JobQuery:
     tag = params.get("tag")
     if not tag:
         raise errors.invalid_argument("The tag parameter is required.")
+    # queueId is required ("是否必选: 是", https://cloud.tencent.com/document/api/460/84766). A missing
+    # parameter answers with CI's common error body and code for a bad argument, InvalidArgument 400
+    # (Cloud Infinite's error codes, https://www.tencentcloud.com/document/product/1045/43611); no page
+    # gives the exact message for this case.
+    if not params.get("queueId"):
+        raise errors.invalid_argument("The queueId parameter is required.")
     order = params.get("orderByTime") or "Desc"
     if order not in ("Desc", "Asc"):
         raise errors.invalid_argument("orderByTime must be Desc or Asc.")
@@ -200,6 +294,19 @@ def _time_param(params: Mapping[str, str], name: str) -> datetime | None:
     if parsed is None:
         raise errors.invalid_argument(f"{name} must look like 2022-07-01T10:12:26+0800; got {text!r}.")
     return parsed
+
+
+def _positive(params: Mapping[str, str], name: str, default: int, high: int | None) -> int:
+    text = params.get(name)
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise errors.invalid_argument(f"{name} must be a number; got {text!r}.") from None
+    if value < 1 or (high is not None and value > high):
+        raise errors.invalid_argument(f"{name} must be between 1 and {high or 'any'}; got {value}.")
+    return value
 
 
 def _page_size(text: str | None) -> int:

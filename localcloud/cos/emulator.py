@@ -148,7 +148,13 @@ class CosEmulator(BackgroundServer):
     # ------------------------------------------------------------------- CI
 
     def register_job(self, bucket: str, jobs_detail: Mapping[str, Any]) -> None:
+        """A job CI knows; without a QueueId it runs in the bucket's default queue (DEFAULT_QUEUE_ID)."""
         self._jobs.register(bucket, jobs_detail)
+
+    def declare_queue(self, bucket: str, queue_id: str, name: str = "", state: str = "Active",
+                      category: str = "Transcoding") -> None:
+        """A media queue the bucket's queue API lists (the queues jobs name are known already)."""
+        self._jobs.declare_queue(bucket, queue_id, name, state, category)
 
     def load_jobs(self, path: str | PathLike) -> int:
         return self._jobs.load(path)

@@ -622,12 +622,15 @@ def test_ci_list_jobs_filters_and_pages(emulator, ci, bucket):
                                    "CreationTime": "2022-07-03T10:00:00+0800"})
 
     def job_ids(**kwargs):
-        response = ci.ci_list_media_jobs(Bucket=bucket, Tag="VoiceSeparate", **kwargs)
+        response = ci.ci_list_media_jobs(Bucket=bucket, Tag="VoiceSeparate", QueueId="p1234", **kwargs)
         return [job["JobId"] for job in response.get("JobsDetail", [])], response["NextToken"]
 
     assert job_ids() == (["j4", "j3", "j2", "j1", "j0"], None)
     assert job_ids(OrderByTime="Asc", States="Success,Failed") == (["j0", "j1", "j2", "j4"], None)
+    # Both bounds are strict: j1 was created at the start and j3 at the end exactly.
     assert job_ids(StartCreationTime="2022-07-02T10:00:00+0800", EndCreationTime="2022-07-04T02:00:00+0000") == (
+        ["j2"], None)
+    assert job_ids(StartCreationTime="2022-07-02T09:59:59+0800", EndCreationTime="2022-07-04T02:00:01+0000") == (
         ["j3", "j2", "j1"], None)
 
     seen, token = [], ""
@@ -637,7 +640,7 @@ def test_ci_list_jobs_filters_and_pages(emulator, ci, bucket):
         if not token:
             break
     assert seen == ["j4", "j3", "j2", "j1", "j0"]
-    error = service_error(ci.ci_list_media_jobs, Bucket=bucket, Tag="VoiceSeparate", Size=101)
+    error = service_error(ci.ci_list_media_jobs, Bucket=bucket, Tag="VoiceSeparate", QueueId="p1234", Size=101)
     assert (error.get_status_code(), error.get_error_code()) == (400, "InvalidArgument")
 
 
