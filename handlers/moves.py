@@ -19,7 +19,7 @@ from handlers.deadline import Deadline, retrying
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.policy import movable, tags_on
-from handlers.tags import plan_tags
+from handlers.tags import JOB_TAG, plan_tags
 from handlers.verify import Inspector, check_object
 
 T = TypeVar("T")
@@ -129,6 +129,13 @@ def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settin
 def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool, store: Mover,
                   settings: Settings, deadline: Deadline) -> ObjectResult | None:
     dest = destination_for(target, verdict, job_id, settings)
+    try:
+        existing = retrying(lambda: store.tags(dest), deadline)
+    except (TransientError, StorageError) as exc:
+        return ObjectResult(Check(target, Verdict.ERROR, Method.NONE, f"the tags of {dest.bucket}/{dest.key} could "
+                                  f"not be read to tell whether an earlier delivery moved it there: {exc}"))
+    if existing is None or not moved_by(job_id, existing, _template(verdict, settings)):
+        return None  # nothing there, or another job's object (its tags and bytes are left alone)
     # The verified destination must hash to CI's MD5; the quarantine must hash to anything else.
     probe = OutputObject(dest.bucket, dest.region, dest.key, target.expected_md5)
     mode = "auto" if verdict is Verdict.VERIFIED else "full"
@@ -139,7 +146,6 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
     actions, notes = [], []
     try:
         if tag:
-            existing = retrying(lambda: store.tags(dest), deadline) or {}
             action, note = ensure_tags(store, dest, existing, verdict, job_id, deadline)
             actions.append(action)
             notes.extend([note] if note else [])
@@ -147,6 +153,17 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
         return ObjectResult(check, error=f"tagging the moved object failed: {exc}")
     actions.append(_moved(dest, target))
     return ObjectResult(check, actions=tuple(actions), notes=tuple(notes))
+
+
+def moved_by(job_id: str, dest_tags: Mapping[str, str], template: str) -> bool:
+    """Whether the object at a destination is this job's earlier move (pure). Keys repeat
+    across jobs (quarantine/{key} of two jobs writing out/a.mp3), so it must say so itself:
+    its ci-job tag (written before a move deletes the source), or a template with {jobId}."""
+    return dest_tags.get(JOB_TAG) == job_id or "{jobId}" in template
+
+
+def _template(verdict: Verdict, settings: Settings) -> str:
+    return settings.verified_destination if verdict is Verdict.VERIFIED else settings.quarantine_destination
 
 
 def _known_md5(check: Check) -> str | None:

@@ -237,3 +237,54 @@ def test_hashing_stops_at_the_deadline(emulator, make_app):
     assert status == 503 and obj["verdict"] == "error"
     assert f"not enough time to hash {len(data)} bytes" in obj["reason"] and "DISPATCH=async" in obj["reason"]
     assert emulator.tags(BUCKET, "out/big.wav") == {}
+
+
+# --- 2. a missing output is not another job's quarantined object ------------------------------
+
+J2 = "j0000000000000000000000000000002"
+MOVE_FAILED = {"ACTION_FAILED": "tag,move"}
+
+
+def test_a_missing_output_is_missing_and_another_jobs_quarantined_object_is_untouched(emulator, make_app):
+    from handlers.tags import JOB_TAG, VERIFY_TAG
+    emulator.put_object(BUCKET, "out/a.mp3", b"corrupt")
+    app = make_app(**MOVE_FAILED)
+    first = job_xml(md5s={"out/a.mp3": md5(b"good")}, names=["out/a.mp3"])
+    assert invoke(app, http_event(first))[1]["jobs"][0]["objects"][0]["actions"] == ["tagged", "moved:quarantine/out/a.mp3"]
+    theirs = {VERIFY_TAG: "mismatch", JOB_TAG: JOB}
+    assert emulator.tags(BUCKET, "quarantine/out/a.mp3") == theirs
+    emulator.clear_requests()
+
+    later = job_xml(md5s={"out/a.mp3": md5(b"J2's output")}, names=["out/a.mp3"], job_id=J2)
+    status, body, _ = invoke(app, http_event(later))
+    obj = body["jobs"][0]["objects"][0]
+    assert status == 200 and (obj["verdict"], obj["actions"]) == ("missing", [])
+    assert body["jobs"][0]["outcome"] == "failed"
+    assert emulator.tags(BUCKET, "quarantine/out/a.mp3") == theirs
+    assert emulator.object_bytes(BUCKET, "quarantine/out/a.mp3") == b"corrupt"
+    assert [r for r in emulator.requests if r.is_write] == []
+
+    # The job that did move it still recognises its own move on a replay.
+    status, body, _ = invoke(app, http_event(first))
+    assert status == 200 and body["jobs"][0]["objects"][0]["actions"] == ["tagged", "moved:quarantine/out/a.mp3"]
+
+
+def test_a_job_id_template_proves_an_earlier_move_without_tags(emulator, make_app):
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    app = make_app(ACTION_VERIFIED="move", VERIFIED_PREFIX="verified/{jobId}/{key}")
+    callback = http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"]))
+    first, second = invoke(app, callback), invoke(app, callback)
+    moved = [f"moved:verified/{JOB}/out/a.mp3"]
+    assert first[1]["jobs"][0]["objects"][0]["actions"] == second[1]["jobs"][0]["objects"][0]["actions"] == moved
+    assert emulator.tags(BUCKET, f"verified/{JOB}/out/a.mp3") == {}
+
+
+def test_another_jobs_verified_object_with_the_same_bytes_is_not_claimed(emulator, make_app):
+    from handlers.tags import JOB_TAG, VERIFY_TAG
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    app = make_app(ACTION_VERIFIED="tag,move")
+    invoke(app, http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])))
+    status, body, _ = invoke(app, http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"],
+                                                     job_id=J2)))
+    assert status == 200 and body["jobs"][0]["objects"][0]["verdict"] == "missing"
+    assert emulator.tags(BUCKET, "verified/out/a.mp3") == {VERIFY_TAG: "verified", JOB_TAG: JOB}
