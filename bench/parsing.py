@@ -33,5 +33,5 @@ def measure(rounds: int) -> list[Figure]:
         ours = per_second(parse_callback, bodies, rounds)
         figures.append(Figure(f"parse, documented {label} callbacks", ours, "callbacks/s", f"bare {bare_name}",
                               per_second(bare, bodies, rounds), ">= 0.8",
-                              note=f"{', '.join(names)}; into the typed model, every field checked"))
+                              note=f"{', '.join(names)}; into the model, the deciding fields checked"))
     return figures
