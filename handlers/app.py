@@ -241,8 +241,10 @@ class App:
         from handlers.sweep import Sweep
         sweep = Sweep(self.settings, lambda callback, d: self._sweep_jobs(callback, d, request_id),
                       self.ci_jobs.bound(deadline), self.store.bound(deadline))
-        report = sweep.run(deadline).as_dict()
-        log.info("reconciliation sweep finished", **report)
+        swept = sweep.run(deadline)
+        report = swept.as_dict()
+        troubled = bool(swept.errors or swept.unreadable) or needs_retry(swept.checked)
+        log.at(log.WARNING if troubled else log.INFO, "reconciliation sweep finished", **report)
         return {"sweep": report}
 
     def _sweep_jobs(self, callback: Callback, deadline: Deadline, request_id: str) -> list[JobResult]:
@@ -261,13 +263,21 @@ def _log_rejection(error: HttpError, request: HttpRequest | None, seconds: float
                 durationMs=round(seconds * 1000, 1))
 
 
-def _log_results(results: list[JobResult], seconds: float) -> None:
+def _log_results(results: list[JobResult], seconds: float,
+                 notified: Mapping[str, Mapping[str, Any]] | None = None) -> None:
+    """`object checked` at the level its verdict calls for (so that a CLS alarm can key on it),
+    `job processed` with the count per verdict as flat numbers (SCF turns a JSON line's first
+    level into CLS fields and drops nested values) and what became of its notification."""
     for result in results:
+        counts = dict.fromkeys(log.VERDICT_COUNTS, 0)
         for obj in result.objects:
-            log.info("object checked", jobId=result.job.job_id, **object_entry(obj))
-        log.info("job processed", jobId=result.job.job_id, tag=result.job.tag, state=result.job.state,
-                 outcome=result.outcome.value, objects=len(result.objects),
-                 durationMs=round(seconds * 1000, 1))
+            counts[obj.check.verdict.value] = counts.get(obj.check.verdict.value, 0) + 1
+            log.at(log.verdict_level(obj.check.verdict.value, failed_action=bool(obj.error)), "object checked",
+                   jobId=result.job.job_id, **object_entry(obj))
+        log.at(log.outcome_level(result.outcome.value), "job processed", jobId=result.job.job_id,
+               tag=result.job.tag, state=result.job.state, outcome=result.outcome.value,
+               objects=len(result.objects), **counts, **(notified or {}).get(result.job.job_id, {}),
+               durationMs=round(seconds * 1000, 1))
 
 
 def create(env: Mapping[str, str]) -> App | ConfigError:

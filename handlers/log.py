@@ -96,3 +96,25 @@ def warning(message: str, **fields: Any) -> None:
 
 def error(message: str, exc_info: bool = False, **fields: Any) -> None:
     _logger.error(message, exc_info=exc_info, extra={"fields": fields})
+
+
+# --- levels that carry meaning: a CLS alarm on `level:"WARNING"` or `level:"ERROR"` finds the problems ---
+
+INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
+VERDICT_COUNTS = ("verified", "mismatch", "missing", "unverifiable", "superseded", "error")
+_VERDICT_LEVELS = {"mismatch": logging.WARNING, "missing": logging.WARNING, "error": logging.ERROR}
+_OUTCOME_LEVELS = {"failed": logging.WARNING, "failed-job": logging.WARNING, "retry": logging.ERROR}
+
+
+def verdict_level(verdict: str, failed_action: bool = False) -> int:
+    """INFO for verified, unverifiable, superseded (and pending); WARNING for mismatch and
+    missing; ERROR for error, and for any object whose tag or move failed (it needs another try)."""
+    return logging.ERROR if failed_action else _VERDICT_LEVELS.get(verdict, logging.INFO)
+
+
+def outcome_level(outcome: str) -> int:
+    return _OUTCOME_LEVELS.get(outcome, logging.INFO)
+
+
+def at(level: int, message: str, **fields: Any) -> None:
+    _logger.log(level, message, extra={"fields": fields})
