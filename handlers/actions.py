@@ -1,38 +1,96 @@
-"""Tag an object with its verdict, in place (moves carry tags along: handlers/moves.py)."""
+"""Tag an object with its verdict, in place (moves carry tags along: handlers/moves.py).
+
+COS has no conditional tagging: PUT ?tagging replaces the whole set, whoever wrote last
+wins. So the set is read as late as possible before it is written (again, when a content
+hash made the first read old), and read once more after: a writer that read before our PUT
+and wrote after it has dropped our tags, and they are merged back into its set in a second
+write. What remains is the README's residual window: a tag written between our last read
+and our PUT (one round trip) is overwritten.
+"""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Check, ObjectResult, OutputObject, Verdict
-from handlers.tags import plan_tags
+from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
+from handlers.tags import JOB_TAG, VERIFY_TAG, plan_tags
 
 TagReader = Callable[[], "dict[str, str] | None"]
 
 
 class Tagger(Protocol):
+    def tags(self, target: OutputObject) -> dict[str, str] | None: ...
     def put_tags(self, target: OutputObject, tags: Mapping[str, str]) -> None: ...
 
 
+class InPlaceTagger(Tagger, Protocol):
+    def head(self, target: OutputObject) -> ObjectState | None: ...
+
+
+@dataclass(frozen=True)
+class Tagged:
+    action: str  # "tagged" | "tag-skipped"
+    note: str = ""
+    wrote: bool = False  # a PUT ?tagging was sent (replays of a finished job send none)
+
+
+# --- pure -------------------------------------------------------------------------------
+
+def our_tags(verdict: Verdict, job_id: str) -> dict[str, str]:
+    return {VERIFY_TAG: verdict.value, JOB_TAG: job_id}
+
+
+def merged_back(after: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str] | None:
+    """The set to write again when the set read after our write lacks our tags (another
+    writer's, which stays as it is: it may have removed a tag on purpose); None when ours
+    are there, or adding them would break COS's limits."""
+    if all(after.get(k) == v for k, v in ours.items()):
+        return None
+    plan = plan_tags(after, ours[VERIFY_TAG], ours[JOB_TAG])
+    return dict(plan.tags) if plan.tags is not None else None
+
+
+def without_ours(current: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str] | None:
+    """`current` with our tags taken off, or None when it carries none of them."""
+    kept = {k: v for k, v in current.items() if ours.get(k) != v}
+    return kept if len(kept) != len(current) else None
+
+
+# --- I/O ----------------------------------------------------------------------------------
+
+def write_tags(store: Tagger, place: OutputObject, tags: Mapping[str, str], ours: Mapping[str, str],
+               deadline: Deadline) -> None:
+    """PUT the set, read it back, and merge our tags back once if a concurrent writer dropped them."""
+    retrying(lambda: store.put_tags(place, tags), deadline)
+    after = retrying(lambda: store.tags(place), deadline)
+    if after is None or after == dict(tags):
+        return
+    again = merged_back(after, ours)
+    if again is not None:
+        retrying(lambda: store.put_tags(place, again), deadline)
+
+
 def ensure_tags(store: Tagger, place: OutputObject, existing: Mapping[str, str], verdict: Verdict,
-                job_id: str, deadline: Deadline) -> tuple[str, str]:
-    """Write our tags into `place`'s `existing` set unless already there; returns the action
-    ("tagged" or "tag-skipped") and, when skipped, why."""
+                job_id: str, deadline: Deadline) -> Tagged:
+    """Write our tags into `place`'s `existing` set unless already there."""
     plan = plan_tags(existing, verdict.value, job_id)
     if plan.tags is not None:
-        tags = plan.tags
-        retrying(lambda: store.put_tags(place, tags), deadline)
-    return ("tag-skipped", plan.skipped) if plan.skipped else ("tagged", "")
+        write_tags(store, place, plan.tags, our_tags(verdict, job_id), deadline)
+    return Tagged("tag-skipped", plan.skipped) if plan.skipped else Tagged("tagged", wrote=plan.tags is not None)
 
 
-def tag(check: Check, job_id: str, read_tags: TagReader, store: Tagger, deadline: Deadline) -> ObjectResult:
+def tag(check: Check, job_id: str, read_tags: TagReader, store: InPlaceTagger, deadline: Deadline) -> ObjectResult:
+    target = check.target
     try:
-        existing = read_tags()
+        # The read beside the HEAD is as fresh as any when the ETag decided; a content hash
+        # may have taken minutes, during which a user may have tagged the object.
+        existing = retrying(lambda: store.tags(target), deadline) if check.method is Method.CONTENT else read_tags()
         if existing is None:
-            raise TransientError(f"{check.target.key} disappeared between its HEAD and its tag read")
-        action, note = ensure_tags(store, check.target, existing, check.verdict, job_id, deadline)
+            raise TransientError(f"{target.key} disappeared between its HEAD and its tag read")
+        done = ensure_tags(store, target, existing, check.verdict, job_id, deadline)
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging failed: {exc}")
-    return ObjectResult(check, actions=(action,), notes=(note,) if note else ())
+    return ObjectResult(check, actions=(done.action,), notes=(done.note,) if done.note else ())

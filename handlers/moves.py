@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol, TypeVar
 
-from handlers.actions import ensure_tags
+from handlers.actions import ensure_tags, our_tags, write_tags
 from handlers.actions import tag as tag_in_place
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
@@ -89,15 +89,18 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
             if copied is None or not holds_same_bytes(state, copied, _known_md5(check)):
                 raise MoveBlocked(f"the copy at {dest.key} does not match the source; the source is kept")
         actions, notes = [], []
-        # The user's tags travel with the object; ours join them when tagging is on.
-        wanted = source_tags() or {}
+        # The user's tags travel with the object; ours join them when tagging is on. They are
+        # read again now: the read beside the HEAD is older than the hash and the copy.
+        wanted = step(lambda: store.tags(source)) or {}
+        ours: dict[str, str] = {}
         if tag:
             plan = plan_tags(wanted, check.verdict.value, job_id)
-            wanted = dict(plan.tags) if plan.tags is not None else wanted
+            if plan.tags is not None:
+                wanted, ours = dict(plan.tags), our_tags(check.verdict, job_id)
             actions.append("tag-skipped" if plan.skipped else "tagged")
             notes.extend([plan.skipped] if plan.skipped else [])
         if wanted:
-            step(lambda: store.put_tags(dest, wanted))
+            write_tags(store, dest, wanted, ours, deadline)
         now = step(lambda: store.head(source))
         if now is not None and now.etag != state.etag:
             raise MoveBlocked(f"{source.key} was rewritten after it was copied; the new version is left in place")
@@ -146,9 +149,9 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
     actions, notes = [], []
     try:
         if tag:
-            action, note = ensure_tags(store, dest, existing, verdict, job_id, deadline)
-            actions.append(action)
-            notes.extend([note] if note else [])
+            done = ensure_tags(store, dest, existing, verdict, job_id, deadline)
+            actions.append(done.action)
+            notes.extend([done.note] if done.note else [])
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging the moved object failed: {exc}")
     actions.append(_moved(dest, target))

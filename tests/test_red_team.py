@@ -288,3 +288,50 @@ def test_another_jobs_verified_object_with_the_same_bytes_is_not_claimed(emulato
                                                      job_id=J2)))
     assert status == 200 and body["jobs"][0]["objects"][0]["verdict"] == "missing"
     assert emulator.tags(BUCKET, "verified/out/a.mp3") == {VERIFY_TAG: "verified", JOB_TAG: JOB}
+
+
+# --- 3. a user's tag added while an object is checked is kept ---------------------------------
+
+def when(emulator, seen, then) -> "threading.Thread":
+    """Run `then` in a thread as soon as a request `seen(record)` has been answered (or is
+    being answered: the emulator logs a request just before it sends the answer)."""
+    import threading
+    import time
+
+    def watch():
+        deadline = time.monotonic() + 10
+        while not any(seen(r) for r in emulator.requests):
+            if time.monotonic() > deadline:
+                return
+            time.sleep(0.002)
+        then()
+
+    thread = threading.Thread(target=watch)
+    thread.start()
+    return thread
+
+
+def test_a_users_tag_added_while_the_object_is_hashed_is_kept(emulator, make_app):
+    from handlers.tags import JOB_TAG, VERIFY_TAG
+    data = bytes(range(256)) * 8192  # 2 MiB in parts: only its content can verify it
+    emulator.put_object(BUCKET, "out/a.wav", data, part_size=1 << 20)
+    emulator.add_fault(method="GET", key="out/a.wav", query="!", delay=0.4)  # a hash that takes a while
+    user = when(emulator, lambda r: r.method == "HEAD" and r.key == "out/a.wav",
+                lambda: emulator.set_tags(BUCKET, "out/a.wav", {"team": "audio"}))
+    status, body, _ = invoke(make_app(), http_event(job_xml(md5s={"out/a.wav": md5(data)}, names=["out/a.wav"])))
+    user.join()
+    assert status == 200 and body["jobs"][0]["objects"][0]["method"] == "content"
+    assert emulator.tags(BUCKET, "out/a.wav") == {"team": "audio", VERIFY_TAG: "verified", JOB_TAG: JOB}
+
+
+def test_our_tags_dropped_by_a_concurrent_writer_are_merged_back(emulator, make_app):
+    from handlers.tags import JOB_TAG, VERIFY_TAG
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    # A user's tool read the tags (none) before our write and writes its own set after it.
+    emulator.add_fault(method="GET", key="out/a.mp3", query="tagging", delay=0.3, times=None)
+    user = when(emulator, lambda r: r.method == "PUT" and "tagging" in r.query,
+                lambda: emulator.set_tags(BUCKET, "out/a.mp3", {"team": "audio"}))
+    status, _, _ = invoke(make_app(), http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])))
+    user.join()
+    assert status == 200
+    assert emulator.tags(BUCKET, "out/a.mp3") == {"team": "audio", VERIFY_TAG: "verified", JOB_TAG: JOB}
