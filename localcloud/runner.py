@@ -33,14 +33,31 @@ def load_handler():
 
 
 def run_file(path: str) -> int:
+    """Run one event file and print what the handler gave back, whatever its kind: an HTTP
+    answer (Function URL, API Gateway), the dict a timer, worker or queue invocation returns,
+    or the RetryLater a worker or queue invocation raises so that SCF delivers it again."""
     event = json.loads(Path(path).read_text())
-    result = load_handler()(event, local_context())
-    print(f"HTTP {result['statusCode']}")
-    for name, value in result.get("headers", {}).items():
+    handler = load_handler()
+    from handlers.app import RetryLater  # after load_handler: index and handlers come from ROOT
+    try:
+        result = handler(event, local_context())
+    except RetryLater as exc:
+        print(f"RetryLater: {exc} (SCF would deliver this event again)")
+        return 1
+    if isinstance(result, dict) and "statusCode" in result:
+        return _print_http(result)
+    print(json.dumps(result, indent=2, ensure_ascii=False, default=str))
+    return 0
+
+
+def _print_http(result: dict[str, Any]) -> int:
+    status = result["statusCode"]
+    print(f"HTTP {status}")
+    for name, value in (result.get("headers") or {}).items():
         print(f"{name}: {value}")
     print()
     try:
         print(json.dumps(json.loads(result["body"]), indent=2, ensure_ascii=False))
-    except (KeyError, ValueError):
+    except (KeyError, TypeError, ValueError):
         print(result.get("body"))
-    return 0 if result["statusCode"] < 500 else 1
+    return 0 if isinstance(status, int) and status < 500 else 1
