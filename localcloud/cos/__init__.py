@@ -13,8 +13,15 @@ URLs the SDK builds itself (the source HEAD of a cross-region `copy`) reach it.
 Behaviour worth knowing:
 - A bucket answers only on its own region's host; another region gets 404 NoSuchBucket, as on COS.
 - A missing or wrong session token (when the emulator has one) is 403 `InvalidToken`.
-- A copy never carries tags: the destination starts untagged. Its ETag is the content MD5, even when the
-  source was multipart. Same-region copies have no size limit (the SDK's `copy` relies on that).
+- PUT Object - Copy carries the source's tags (`x-cos-tagging-directive: Copy`, the default) or the
+  request's `x-cos-tagging` (`Replaced`); a multipart copy (Upload Part - Copy) starts untagged. A copy's
+  ETag is the content MD5, even when the source was multipart. Same-region copies have no size limit
+  (the SDK's `copy` relies on that).
+- Tag keys and values are limited in UTF-8 bytes (1–127, 1–255): an empty value is `InvalidTag`.
+- A `copy_error_body` fault answers PUT Object - Copy or Upload Part - Copy with 200 and an error body.
+- `Range: bytes=N-` with N at or past the end is 416 `InvalidRange`.
+- CI: the job list needs `queueId`; every job runs in a queue (`DEFAULT_QUEUE_ID` when registered
+  without one) and GET /queue lists the bucket's queues (`declare_queue` adds one).
 - Overwriting an object drops its tags (unless the PUT sends `x-cos-tagging`).
 - HEAD/GET answers carry no tag-count header (COS documents none).
 - Unsupported sub-resources (`?acl`, `?versionId`, ...) answer 501 NotImplemented rather than being

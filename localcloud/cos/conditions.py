@@ -97,12 +97,14 @@ def parse_read_range(header_value: str | None, size: int) -> tuple[int, int] | N
         return None
     if match[1]:
         start = int(match[1])
-        end = int(match[2]) if match[2] else size - 1
-        if end < start:
-            return None
+        if match[2] and int(match[2]) < start:
+            return None  # not a valid range: ignored
         if start >= size:
+            # `bytes=N-` with N at or past the end included: no byte of the object is asked for, so
+            # 416 InvalidRange (RFC 9110 §14.1.2 and §15.5.17), as a closed range past the end already was.
             raise _unsatisfiable(size)
-        return start, min(end, size - 1)
+        end = min(int(match[2]), size - 1) if match[2] else size - 1
+        return start, end
     suffix = int(match[2])
     if suffix == 0 or size == 0:
         raise _unsatisfiable(size)

@@ -63,7 +63,7 @@ class CosApi:
                 return object_ops.put_tagging(store, request)
             if "uploadId" in query or "partNumber" in query:
                 if copies:
-                    return multipart_ops.upload_part_copy(store, request)
+                    return multipart_ops.upload_part_copy(store, request, fault)
                 return multipart_ops.upload_part(store, request)
             if copies:
                 return object_ops.copy_object(store, request, fault)

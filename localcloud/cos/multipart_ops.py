@@ -10,6 +10,7 @@ from . import errors, tagging
 from .attributes import attributes_from_headers, content_md5
 from .conditions import iso8601, parse_copy_range
 from .exchange import Request, Response
+from .faults import Fault
 from .object_ops import check_upload_length, open_copy_source
 from .results import int_param, key_encoder, owner, xml_result
 from .store import MAX_PART_NUMBER, Store, read_chunks
@@ -42,10 +43,17 @@ def upload_part(store: Store, request: Request) -> Response:
     return Response(200, [("ETag", f'"{part.etag}"'), ("x-cos-hash-crc64ecma", part.crc64)])
 
 
-def upload_part_copy(store: Store, request: Request) -> Response:
+def upload_part_copy(store: Store, request: Request, fault: Fault | None = None) -> Response:
     upload_id, number = _part_target(request)
     with open_copy_source(store, request) as (source, content):
         byte_range = parse_copy_range(request.header("x-cos-copy-source-range"), source.size)
+        if fault is not None and fault.copy_error_body:
+            # Like PUT Object - Copy (https://cloud.tencent.com/document/product/436/10881: an error during
+            # the copy still answers 200 OK with the error as the body), no part is stored.
+            return Response.xml(errors.error_body(
+                "InternalError", "We encountered an internal error. Please try again.",
+                request.resource, request.request_id, request.trace_id,
+            ))
         start, length = (0, source.size) if byte_range is None else (byte_range[0], byte_range[1] - byte_range[0] + 1)
         part = store.put_part(request.bucket, request.key, upload_id, number, read_chunks(content, start, length))
     return xml_result("CopyPartResult", {

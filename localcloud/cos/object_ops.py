@@ -102,6 +102,13 @@ def copy_object(store: Store, request: Request, fault: Fault | None) -> Response
     directive = request.header("x-cos-metadata-directive") or "Copy"
     if directive not in ("Copy", "Replaced"):
         raise errors.invalid_argument("x-cos-metadata-directive must be Copy or Replaced.")
+    # PUT Object - Copy (https://cloud.tencent.com/document/product/436/10881): x-cos-tagging-directive
+    # Copy (the default) gives the copy the source's tags, Replaced the request's x-cos-tagging.
+    tagging_directive = request.header("x-cos-tagging-directive") or "Copy"
+    if tagging_directive not in ("Copy", "Replaced"):
+        raise errors.invalid_argument("x-cos-tagging-directive must be Copy or Replaced.")
+    tagging_header = request.header("x-cos-tagging")
+    replaced_tags = tagging.parse_header(tagging_header) if tagging_header else {}
     with open_copy_source(store, request) as (source, content):
         if fault is not None and fault.copy_error_body:
             # COS can accept a copy, answer 200, then fail: the error comes in the body.
@@ -110,8 +117,8 @@ def copy_object(store: Store, request: Request, fault: Fault | None) -> Response
                 request.resource, request.request_id, request.trace_id,
             ))
         attributes = source.attributes if directive == "Copy" else attributes_from_headers(request.headers)
-        # Tags are not copied: the copy starts untagged (callers tag the destination themselves).
-        stored = store.copy_from(source, content, request.bucket, request.key, attributes)
+        tags = dict(source.tags) if tagging_directive == "Copy" else replaced_tags
+        stored = store.copy_from(source, content, request.bucket, request.key, attributes, tags)
     body = xmltodict.unparse({"CopyObjectResult": {
         "ETag": f'"{stored.etag}"', "CRC64": stored.crc64, "LastModified": iso8601(stored.last_modified),
     }}).encode("utf-8")

@@ -203,7 +203,8 @@ class RequestHandler(TrackedRequestHandler):
         if truncate is not None and truncate < length:
             length = truncate
             self.close_connection = True  # the client then sees the body end early
-        self.connection.sendfile(response.stream, response.stream_offset, length)
+        if length > 0:  # socket.sendfile refuses a count of 0: an empty object has nothing to send
+            self.connection.sendfile(response.stream, response.stream_offset, length)
 
     def _reset_connection(self) -> None:
         """Drop the connection with a TCP RST and no response at all."""

@@ -270,9 +270,10 @@ class Store:
 
     def copy_from(
         self, source: StoredObject, source_file: BinaryIO, bucket: str, key: str, attributes: ObjectAttributes,
+        tags: dict[str, str] | None = None,
     ) -> StoredObject:
         """Copy an opened object's bytes to bucket/key. The copy is a plain object: its ETag is
-        the content MD5 even when the source was multipart, and it starts without tags."""
+        the content MD5 even when the source was multipart; it gets `tags` (none by default)."""
         self.require_bucket(bucket)
         fd, tmp_path = tempfile.mkstemp(dir=self._tmp_dir)
         try:
@@ -283,7 +284,7 @@ class Store:
             raise
         return self._commit(
             bucket, key, tmp_path, etag=source.md5, size=source.size, md5=source.md5, crc64=source.crc64,
-            attributes=attributes, tags={}, last_modified=None,
+            attributes=attributes, tags=dict(tags or {}), last_modified=None,
         )
 
     def _object(self, bucket: str, key: str) -> StoredObject:

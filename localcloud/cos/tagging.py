@@ -9,8 +9,11 @@ import xmltodict
 from . import errors
 
 MAX_TAGS = 10
-MAX_KEY_LENGTH = 127
-MAX_VALUE_LENGTH = 255
+# PUT Object tagging (https://cloud.tencent.com/document/product/436/42997): a key is not empty and
+# "长度小于128字节", a value "长度小于256字节"; the object tag overview
+# (https://cloud.tencent.com/document/product/436/35665) gives 1–127 and 1–255: no empty value.
+MAX_KEY_BYTES = 127
+MAX_VALUE_BYTES = 255
 _PUNCTUATION = set(" +-=._:/@")
 
 
@@ -28,10 +31,11 @@ def validate(pairs: list[tuple[str, str]]) -> dict[str, str]:
         raise _invalid_tag(f"An object can have at most {MAX_TAGS} tags; got {len(pairs)}.")
     tags: dict[str, str] = {}
     for key, value in pairs:
-        if not 1 <= len(key) <= MAX_KEY_LENGTH:
-            raise _invalid_tag(f"A tag key must be 1 to {MAX_KEY_LENGTH} characters long; got {len(key)}.")
-        if len(value) > MAX_VALUE_LENGTH:
-            raise _invalid_tag(f"A tag value must be at most {MAX_VALUE_LENGTH} characters long; got {len(value)}.")
+        key_bytes, value_bytes = len(key.encode("utf-8")), len(value.encode("utf-8"))
+        if not 1 <= key_bytes <= MAX_KEY_BYTES:
+            raise _invalid_tag(f"A tag key must be 1 to {MAX_KEY_BYTES} bytes long in UTF-8; got {key_bytes}.")
+        if not 1 <= value_bytes <= MAX_VALUE_BYTES:
+            raise _invalid_tag(f"A tag value must be 1 to {MAX_VALUE_BYTES} bytes long in UTF-8; got {value_bytes}.")
         if not _has_only_allowed_characters(key) or not _has_only_allowed_characters(value):
             raise _invalid_tag(
                 "Tag keys and values may contain only letters, digits, spaces and + - = . _ : / @; "
