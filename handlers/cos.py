@@ -193,7 +193,14 @@ class ObjectStore:
                 result = client.upload_part_copy(
                     Bucket=dest.bucket, Key=dest.key, PartNumber=number, UploadId=upload_id,
                     CopySource=copy_source, CopySourceRange=f"bytes={start}-{end}", CopySourceIfMatch=if_match)
-                parts.append({"PartNumber": number, "ETag": result["ETag"]})
+                etag = result.get("ETag") if isinstance(result, dict) else None
+                if not etag:
+                    # Upload Part - Copy can answer 200 with an error body, which the SDK returns as the
+                    # result: no ETag, no part. Retryable, like a copy's (the upload is aborted below).
+                    error = result if isinstance(result, dict) else {}
+                    raise TransientError(f"UploadPartCopy {dest.bucket}/{dest.key} part {number}: 200 with an error "
+                                         f"body: {error.get('Code') or 'no ETag'} {error.get('Message') or ''}".strip())
+                parts.append({"PartNumber": number, "ETag": etag})
             client.complete_multipart_upload(Bucket=dest.bucket, Key=dest.key, UploadId=upload_id,
                                              MultipartUpload={"Part": parts})
         except BaseException:
