@@ -10,6 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_TAGS = 10
+# In UTF-8 bytes: PUT Object tagging (https://cloud.tencent.com/document/product/436/42997) wants a key
+# shorter than 128 bytes and a value shorter than 256; the object tag overview
+# (https://cloud.tencent.com/document/product/436/35665) says 1-127 and 1-255, so no empty value.
 MAX_KEY = 127
 MAX_VALUE = 255
 _ALLOWED = re.compile(r"[\w +\-=._:/@]*")  # letters and digits (\w), space and + - = . _ : / @
@@ -30,10 +33,12 @@ class TagPlan:
 
 def problem(key: str, value: str) -> str:
     """Why COS would refuse this tag, or '' when it is acceptable."""
-    if not 1 <= len(key) <= MAX_KEY:
-        return f"tag key {key[:32]!r} must be 1..{MAX_KEY} characters"
-    if len(value) > MAX_VALUE:
-        return f"tag value for {key!r} is longer than {MAX_VALUE} characters"
+    if not 1 <= len(key.encode("utf-8")) <= MAX_KEY:
+        return f"tag key {key[:32]!r} must be 1..{MAX_KEY} bytes in UTF-8"
+    if not value:
+        return f"tag value for {key!r} is empty; COS refuses empty tag values"
+    if len(value.encode("utf-8")) > MAX_VALUE:
+        return f"tag value for {key!r} is longer than {MAX_VALUE} bytes in UTF-8"
     for part in (key, value):
         if not _ALLOWED.fullmatch(part):
             return f"tag {key!r}={value[:32]!r} uses characters COS does not allow in tags"

@@ -48,9 +48,21 @@ def test_replacing_our_own_tags_does_not_count_twice():
     ("k", "a b+c-d=e.f_g:h/i@j", True),
     ("k", "semi;colon", False),
     ("k", "quote'", False),
+    # Limits count UTF-8 bytes (PUT Object tagging: key < 128 bytes, value < 256 bytes), and a value
+    # may not be empty (object tag overview: 1-255).
+    ("键" * 42 + "k", "v", True),  # 127 bytes
+    ("键" * 43, "v", False),  # 43 characters, 129 bytes
+    ("k", "值" * 85, True),  # 255 bytes
+    ("k", "值" * 86, False),  # 86 characters, 258 bytes
+    ("k", "", False),
 ])
 def test_cos_tag_rules(key, value, ok):
     assert (problem(key, value) == "") is ok
+
+
+def test_an_empty_job_id_is_skipped_not_written():
+    plan = plan_tags({}, "verified", "")
+    assert plan.tags is None and "empty" in plan.skipped
 
 
 def test_a_job_id_cos_cannot_store_is_skipped_not_written():
