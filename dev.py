@@ -13,6 +13,7 @@
 """
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -31,6 +32,8 @@ COMMANDS = {
     "compat": ["-m", "localcloud.compat"],
     "bench": ["-m", "bench"],
 }
+# Commands whose arguments name the caller's files: they run in the caller's directory.
+IN_CALLERS_DIRECTORY = {"run"}
 # Commands that are several tools in a row; the first failure ends the run.
 SEQUENCES = {
     "lint": (["-m", "ruff", "check"], ["-m", "mypy"]),
@@ -51,14 +54,54 @@ def ensure_environment() -> None:
     stamp.write_text(wanted)
 
 
+def run(command: list[str], cwd: Path, env: "dict[str, str] | None" = None) -> int:
+    """Run one child, passing on the signals dev.py receives (SIGTERM from a supervisor, a
+    `kill`, a closed terminal): without that the child outlives dev.py, serving its port."""
+    child = subprocess.Popen(command, cwd=cwd, env=env)
+    forwarded = []
+
+    def forward(signum, _frame):
+        # Ctrl-C reaches every process of the terminal's foreground group, the child included:
+        # sending it again would interrupt the child's own clean-up.
+        if signum == signal.SIGINT and _in_terminal_foreground():
+            return
+        forwarded.append(signum)
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    names = ("SIGTERM", "SIGINT", "SIGHUP", "SIGQUIT")
+    signums = [getattr(signal, name) for name in names if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, forward) for signum in signums}
+    try:
+        code = child.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if code < 0:  # ended by a signal: the shell's convention
+        return 128 - code
+    return code if code or not forwarded else 128 + forwarded[0]
+
+
+def _in_terminal_foreground() -> bool:
+    try:
+        return os.tcgetpgrp(sys.stdin.fileno()) == os.getpgrp()
+    except (OSError, AttributeError, ValueError):
+        return False
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {*COMMANDS, *SEQUENCES}:
         print(__doc__.strip())
         return 2
     ensure_environment()
     steps = SEQUENCES.get(argv[0]) or ([*COMMANDS[argv[0]], *argv[1:]],)
+    cwd, env = ROOT, None
+    if argv[0] in IN_CALLERS_DIRECTORY:
+        # The caller's relative paths stay theirs; the project is found through PYTHONPATH.
+        cwd, env = Path.cwd(), dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(ROOT), env.get("PYTHONPATH"))))
     for step in steps:
-        code = subprocess.run([str(PYTHON), *step], cwd=ROOT).returncode
+        code = run([str(PYTHON), *step], cwd, env)
         if code:
             return code
     return 0
