@@ -19,7 +19,7 @@ from handlers.deadline import Deadline, retrying
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.policy import movable, tags_on
-from handlers.tags import JOB_TAG, plan_tags
+from handlers.tags import JOB_TAG, MAX_TAGS, plan_tags
 from handlers.verify import Inspector, check_object
 
 T = TypeVar("T")
@@ -91,7 +91,12 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
         actions, notes = [], []
         # The user's tags travel with the object; ours join them when tagging is on. They are
         # read again now: the read beside the HEAD is older than the hash and the copy.
-        wanted = step(lambda: store.tags(source)) or {}
+        carried = step(lambda: store.tags(source)) or {}
+        # A destination that already held these bytes (a replay after an interrupted move, a
+        # later job with identical output) keeps its own tags: a user may have set them.
+        there = (step(lambda: store.tags(dest)) or {}) if present is not None else {}
+        wanted, dropped = destination_tags(there, carried)
+        notes.extend([dropped] if dropped else [])
         ours: dict[str, str] = {}
         if tag:
             plan = plan_tags(wanted, check.verdict.value, job_id)
@@ -99,7 +104,7 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
                 wanted, ours = dict(plan.tags), our_tags(check.verdict, job_id)
             actions.append("tag-skipped" if plan.skipped else "tagged")
             notes.extend([plan.skipped] if plan.skipped else [])
-        if wanted:
+        if wanted and wanted != there:
             write_tags(store, dest, wanted, ours, deadline)
         now = step(lambda: store.head(source))
         if now is not None and now.etag != state.etag:
@@ -156,6 +161,17 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
         return ObjectResult(check, error=f"tagging the moved object failed: {exc}")
     actions.append(_moved(dest, target))
     return ObjectResult(check, actions=tuple(actions), notes=tuple(notes))
+
+
+def destination_tags(there: Mapping[str, str], carried: Mapping[str, str]) -> tuple[dict[str, str], str]:
+    """The set a moved object gets (pure): the destination's own tags with the source's over
+    them, and a note when together they pass COS's limit (the source's then win alone)."""
+    merged = {**there, **carried}
+    if len(merged) <= MAX_TAGS:
+        return merged, ""
+    lost = sorted(set(there) - set(carried))
+    return dict(carried), (f"the destination's tags {', '.join(lost)} were not kept: with the object's own "
+                           f"they exceed COS's {MAX_TAGS}")
 
 
 def moved_by(job_id: str, dest_tags: Mapping[str, str], template: str) -> bool:

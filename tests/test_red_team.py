@@ -335,3 +335,20 @@ def test_our_tags_dropped_by_a_concurrent_writer_are_merged_back(emulator, make_
     user.join()
     assert status == 200
     assert emulator.tags(BUCKET, "out/a.mp3") == {"team": "audio", VERIFY_TAG: "verified", JOB_TAG: JOB}
+
+
+# --- 4. a move onto a destination holding the same bytes keeps the destination's tags ----------
+
+@pytest.mark.parametrize("tagging", ["tag,move", "move"])
+def test_a_move_onto_the_same_bytes_keeps_the_destinations_tags(emulator, make_app, tagging):
+    from handlers.tags import JOB_TAG, VERIFY_TAG
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    emulator.set_tags(BUCKET, "out/a.mp3", {"origin": "ci"})
+    emulator.put_object(BUCKET, "verified/out/a.mp3", VOICE)  # a replay after an interrupted move
+    emulator.set_tags(BUCKET, "verified/out/a.mp3", {"reviewed": "yes"})  # a user tagged the destination
+    app = make_app(ACTION_VERIFIED=tagging)
+    status, body, _ = invoke(app, http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])))
+    assert status == 200 and body["jobs"][0]["objects"][0]["actions"][-1] == "moved:verified/out/a.mp3"
+    ours = {VERIFY_TAG: "verified", JOB_TAG: JOB} if tagging == "tag,move" else {}
+    assert emulator.tags(BUCKET, "verified/out/a.mp3") == {"reviewed": "yes", "origin": "ci", **ours}
+    assert emulator.keys(BUCKET) == ["verified/out/a.mp3"]
