@@ -23,8 +23,8 @@ RESPONSES = entries(*RESPONSE_KINDS)
 
 def test_the_corpus_is_broad_and_every_entry_names_its_source():
     everything = entries()
-    assert len(everything) >= 24
-    assert len({e.job_type for e in everything if e.job_type}) >= 11
+    assert len(everything) >= 60
+    assert len({e.job_type for e in everything if e.job_type}) >= 24
     assert all(e.source.startswith("https://") for e in everything)
 
 
