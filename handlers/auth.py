@@ -10,7 +10,7 @@ import hmac
 from collections.abc import Iterable
 
 from handlers.callback import output_objects
-from handlers.config import ANY_BUCKET, ConfigError, Settings
+from handlers.config import ANY_BUCKET, ConfigError, Settings, callback_problems, combined
 from handlers.http import HttpError, HttpRequest
 from handlers.models import Callback, Job
 
@@ -20,18 +20,10 @@ REDACTED = "***"
 
 
 def configuration_problem(settings: Settings) -> ConfigError | None:
-    """What makes every callback unanswerable, named by its variable; None when nothing does."""
-    if settings.callback_tokens and settings.allow_unauthenticated:
-        return ConfigError("ALLOW_UNAUTHENTICATED", "is true while CALLBACK_TOKEN is set: "
-                                                    "remove one, so it is clear whether callers need the token")
-    if not settings.callback_tokens and not settings.allow_unauthenticated:
-        return ConfigError("CALLBACK_TOKEN", "is not set, so every callback is refused: set a secret token and "
-                                             "add it to the callback URL (?token=...), or set "
-                                             "ALLOW_UNAUTHENTICATED=true to accept callbacks from anyone")
-    if not settings.allowed_buckets:
-        return ConfigError("ALLOWED_BUCKETS", f"is not set: list the buckets callbacks may name, "
-                                              f"or write '{ANY_BUCKET}' to allow every bucket")
-    return None
+    """What makes every callback unanswerable, every problem named by its variable (the
+    first as `variable`); None when nothing does."""
+    problems = callback_problems(settings)
+    return combined(problems) if problems else None
 
 
 # --- the token ------------------------------------------------------------------------------

@@ -21,6 +21,30 @@ class ConfigError(ValueError):
         self.variable = variable
 
 
+class ConfigErrors(ConfigError):
+    """Every problem one reading found; `variable` names the first, the message lists them all."""
+
+    def __init__(self, problems: list[ConfigError], hint: str = ""):
+        ValueError.__init__(self, "; ".join(str(p) for p in problems) + (f". {hint}" if hint else ""))
+        self.variable = problems[0].variable
+        self.problems = tuple(problems)
+
+
+LOCAL_HINT = ("To run it on this machine, against a local COS emulator: `python3 dev.py serve` (or "
+              "`python3 dev.py demo`), or set COS_ENDPOINT=http://127.0.0.1:9000 with the emulator's "
+              "TENCENTCLOUD_SECRETID/TENCENTCLOUD_SECRETKEY (python -m localcloud.cos)")
+_STAND_IN = "unset"  # read the remaining settings past a required one that is missing
+
+
+def combined(problems: list[ConfigError], env: Mapping[str, str] | None = None) -> ConfigError:
+    """One error for them all: a single problem as it is, several (or a local run) listed together."""
+    credentials = {"TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY"} & {p.variable for p in problems}
+    hint = LOCAL_HINT if credentials and env is not None and not _value(env, "COS_ENDPOINT") else ""
+    if len(problems) == 1 and not hint:
+        return problems[0]
+    return ConfigErrors(problems, hint)
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A local address every COS and CI request is sent to (the emulator), Host kept virtual."""
@@ -71,6 +95,35 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """The settings, or a ConfigError naming every problem at once (one per run would take
+        a deployer as many runs to learn them). After a problem the variable is read as unset
+        (its default), then, if it is required, as a stand-in, so that the others are read too."""
+        problems: list[ConfigError] = []
+        tries: dict[str, int] = {}
+        trial = dict(env)
+        settings = None
+        for _ in range(100):
+            try:
+                settings = cls._read(trial)
+                break
+            except ConfigError as exc:
+                seen = tries.get(exc.variable, 0)
+                tries[exc.variable] = seen + 1
+                if seen == 0:
+                    problems.append(exc)
+                    trial.pop(exc.variable, None)
+                elif seen == 1:
+                    trial[exc.variable] = _STAND_IN
+                else:
+                    break
+        if not problems and settings is not None:
+            return settings
+        if settings is not None:
+            problems.extend(callback_problems(settings))  # what App would refuse next, said now
+        raise combined(problems, env)
+
+    @classmethod
+    def _read(cls, env: Mapping[str, str]) -> Settings:
         reconcile_buckets = _reconcile_buckets(env, "RECONCILE_BUCKETS")
         settings = cls(
             secret_id=_required(env, "TENCENTCLOUD_SECRETID"),
@@ -110,8 +163,17 @@ class Settings:
         return settings
 
 
+_PLACEHOLDER = re.compile(r"\$\{(?:env:)?([^}]*)\}")
+
+
 def _value(env: Mapping[str, str], name: str) -> str:
-    return (env.get(name) or "").strip()
+    value = (env.get(name) or "").strip()
+    placeholder = _PLACEHOLDER.fullmatch(value)
+    if placeholder:
+        raise ConfigError(name, f"is {value}, an unresolved serverless.yml variable: export "
+                                f"{placeholder.group(1) or name} (or put it in a .env beside serverless.yml) "
+                                "before `scf deploy`")
+    return value
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -210,6 +272,22 @@ _TOKEN = re.compile(r"[A-Za-z0-9._~-]+")  # unreserved URL characters: a token g
 _BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?-[0-9]+")  # <name>-<appid>
 _REGION = re.compile(r"[a-z]{2,10}(?:-[a-z0-9]{1,20}){1,3}")
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def callback_problems(settings: Settings) -> list[ConfigError]:
+    """What makes every callback unanswerable, each named by its variable (pure)."""
+    problems = []
+    if settings.callback_tokens and settings.allow_unauthenticated:
+        problems.append(ConfigError("ALLOW_UNAUTHENTICATED", "is true while CALLBACK_TOKEN is set: remove one, "
+                                                             "so it is clear whether callers need the token"))
+    if not settings.callback_tokens and not settings.allow_unauthenticated:
+        problems.append(ConfigError("CALLBACK_TOKEN", "is not set, so every callback is refused: set a secret "
+                                                      "token and add it to the callback URL (?token=...), or set "
+                                                      "ALLOW_UNAUTHENTICATED=true to accept callbacks from anyone"))
+    if not settings.allowed_buckets:
+        problems.append(ConfigError("ALLOWED_BUCKETS", f"is not set: list the buckets callbacks may name, "
+                                                       f"or write '{ANY_BUCKET}' to allow every bucket"))
+    return problems
 
 
 def _items(env: Mapping[str, str], name: str) -> list[str]:
