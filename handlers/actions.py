@@ -28,6 +28,7 @@ class Tagger(Protocol):
 
 class InPlaceTagger(Tagger, Protocol):
     def head(self, target: OutputObject) -> ObjectState | None: ...
+    def delete_tags(self, target: OutputObject) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,11 @@ def write_tags(store: Tagger, place: OutputObject, tags: Mapping[str, str], ours
                deadline: Deadline) -> None:
     """PUT the set, read it back, and merge our tags back once if a concurrent writer dropped them."""
     retrying(lambda: store.put_tags(place, tags), deadline)
+    read_back(store, place, tags, ours, deadline)
+
+
+def read_back(store: Tagger, place: OutputObject, tags: Mapping[str, str], ours: Mapping[str, str],
+              deadline: Deadline) -> None:
     after = retrying(lambda: store.tags(place), deadline)
     if after is None or after == dict(tags):
         return
@@ -90,7 +96,39 @@ def tag(check: Check, job_id: str, read_tags: TagReader, store: InPlaceTagger, d
         existing = retrying(lambda: store.tags(target), deadline) if check.method is Method.CONTENT else read_tags()
         if existing is None:
             raise TransientError(f"{target.key} disappeared between its HEAD and its tag read")
-        done = ensure_tags(store, target, existing, check.verdict, job_id, deadline)
+        plan = plan_tags(existing, check.verdict.value, job_id)
+        if plan.tags is None:
+            return ObjectResult(check, actions=("tag-skipped" if plan.skipped else "tagged",),
+                                notes=(plan.skipped,) if plan.skipped else ())
+        tags, ours = plan.tags, our_tags(check.verdict, job_id)
+        retrying(lambda: store.put_tags(target, tags), deadline)
+        # The version checked may have been replaced before our write landed: then our tags
+        # sit on bytes nobody checked. Only a HEAD after the write can tell.
+        now = retrying(lambda: store.head(target), deadline)
+        if now is None or check.state is None or now.etag != check.state.etag:
+            return _superseded(check, now, ours, store, deadline)
+        read_back(store, target, tags, ours, deadline)
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging failed: {exc}")
-    return ObjectResult(check, actions=(done.action,), notes=(done.note,) if done.note else ())
+    return ObjectResult(check, actions=("tagged",))
+
+
+def _superseded(check: Check, now: ObjectState | None, ours: Mapping[str, str], store: InPlaceTagger,
+                deadline: Deadline) -> ObjectResult:
+    """The object changed under the tag write: take our tags off the new version (it belongs to
+    whoever rewrote it) and report it superseded."""
+    target = check.target
+    was = check.state.etag if check.state is not None else "?"
+    if now is None:
+        reason = f"deleted while it was being tagged (it was ETag {was} when checked)"
+        return ObjectResult(Check(target, Verdict.SUPERSEDED, check.method, reason, None, check.content_md5))
+    current = retrying(lambda: store.tags(target), deadline) or {}
+    cleaned = without_ours(current, ours)
+    if cleaned:
+        retrying(lambda: store.put_tags(target, cleaned), deadline)
+    elif cleaned is not None:
+        retrying(lambda: store.delete_tags(target), deadline)
+    reason = (f"rewritten while it was being tagged (ETag {was} when checked, {now.etag} now): the new version "
+              f"belongs to whoever wrote it{'; our tags were taken off it' if cleaned is not None else ''}")
+    return ObjectResult(Check(target, Verdict.SUPERSEDED, check.method, reason, now, check.content_md5),
+                        actions=("untagged",) if cleaned is not None else ())

@@ -162,6 +162,15 @@ class ObjectStore:
         except (CosServiceError, CosClientError) as exc:
             raise _translate(exc, "PUT tagging", target) from None
 
+    def delete_tags(self, target: OutputObject) -> None:
+        """Remove every tag (a PUT of an empty set is not how COS clears them)."""
+        try:
+            self._cos(target.region).delete_object_tagging(Bucket=target.bucket, Key=target.key)
+        except (CosServiceError, CosClientError) as exc:
+            if _status(exc) == 404:
+                return
+            raise _translate(exc, "DELETE tagging", target) from None
+
     def copy(self, source: OutputObject, state: ObjectState, dest: OutputObject) -> None:
         """Server-side copy of exactly the version `state` describes (If-Match on its ETag),
         metadata included; objects past the multipart threshold are copied in parts."""

@@ -68,12 +68,13 @@ def test_documented_callback_verifies_and_tags_both_tracks(emulator, app, fixtur
                                  "actions": ["tagged"]}
     for key in ("output/audio.mp3", "output/backgroud.mp3"):
         assert emulator.tags(BUCKET, key) == {VERIFY_TAG: "verified", JOB_TAG: DOC_JOB}
-    # Three round trips per object and nothing read whole: HEAD + tag read, then the tag write,
-    # then the tag read that catches a concurrent writer (COS has no conditional tagging).
-    assert len(requests_of(emulator, "HEAD")) == 2
+    # Nothing read whole: HEAD + tag read, then the tag write, then a HEAD that proves the tags
+    # landed on the version checked and a tag read that catches a concurrent writer (COS has
+    # no conditional tagging).
+    assert len(requests_of(emulator, "HEAD")) == 4
     assert len(requests_of(emulator, "GET", "tagging")) == 4
     assert len(requests_of(emulator, "PUT", "tagging")) == 2
-    assert len(emulator.requests) == 8
+    assert len(emulator.requests) == 10
 
 
 def test_content_type_does_not_decide_the_format(emulator, app):

@@ -352,3 +352,18 @@ def test_a_move_onto_the_same_bytes_keeps_the_destinations_tags(emulator, make_a
     ours = {VERIFY_TAG: "verified", JOB_TAG: JOB} if tagging == "tag,move" else {}
     assert emulator.tags(BUCKET, "verified/out/a.mp3") == {"reviewed": "yes", "origin": "ci", **ours}
     assert emulator.keys(BUCKET) == ["verified/out/a.mp3"]
+
+
+# --- 5. a tag never stays on bytes that were never checked ------------------------------------
+
+def test_an_object_rewritten_before_the_tag_write_is_superseded_and_left_untagged(emulator, make_app):
+    emulator.put_object(BUCKET, "out/a.mp3", VOICE)
+    emulator.add_fault(method="PUT", key="out/a.mp3", query="tagging", delay=0.3)  # the write lands late
+    later = when(emulator, lambda r: r.method == "HEAD" and r.key == "out/a.mp3",
+                 lambda: emulator.put_object(BUCKET, "out/a.mp3", b"a later job's bytes"))
+    status, body, _ = invoke(make_app(), http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])))
+    later.join()
+    obj = body["jobs"][0]["objects"][0]
+    assert emulator.object_bytes(BUCKET, "out/a.mp3") == b"a later job's bytes"
+    assert emulator.tags(BUCKET, "out/a.mp3") == {}  # nothing of ours on bytes nobody checked
+    assert status == 200 and obj["verdict"] == "superseded" and "rewritten" in obj["reason"]
