@@ -10,6 +10,8 @@
                                      under CPython 3.10 when the machine has one (ARGS go to pytest)
     python3 dev.py bench [--quick]   the benchmarks: a table, and bench/results.json
     python3 dev.py lint              ruff over everything, mypy --strict over the shipped code
+    python3 dev.py report --bucket B [--region R] [--since 24h] [--prefix P] [--format table|json|csv]
+                                     what the function decided, from the audit reports or the tags
 """
 import hashlib
 import os
@@ -31,6 +33,7 @@ COMMANDS = {
     "package": ["-m", "localcloud.package"],
     "compat": ["-m", "localcloud.compat"],
     "bench": ["-m", "bench"],
+    "report": ["-m", "handlers.summary"],
 }
 # Commands whose arguments name the caller's files: they run in the caller's directory.
 IN_CALLERS_DIRECTORY = {"run"}

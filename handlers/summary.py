@@ -1,0 +1,294 @@
+"""What the function decided, summarised from COS: `python -m handlers.summary --bucket B`.
+
+Reads the audit reports under REPORT_PREFIX (env or --reports-prefix) or, without reports,
+the `ci-verify`/`ci-job` tags of the objects under --prefix, and prints jobs by outcome,
+objects by verdict and every problem with its reason, as a table, JSON or CSV. Exits 1 when
+it finds a mismatch or a missing output (a cron job or a CI step can gate on that), 2 on a
+usage error, 0 otherwise. Needs only the deploy package's dependencies; credentials and
+COS_ENDPOINT are read as the function reads them (handlers/cos.py builds the client).
+
+The summarising (`summarise_reports`, `summarise_tags`, `render`) is pure; `CosListing` is
+the thin adapter that lists and reads COS.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import re
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, TextIO
+
+from handlers.config import ConfigError, Settings, _endpoint, _report_prefix
+from handlers.tags import JOB_TAG, VERIFY_TAG
+
+FAILING_VERDICTS = ("mismatch", "missing")  # what makes the exit status 1
+FINE_VERDICTS = ("verified", "superseded")  # never listed as problems
+FORMATS = ("table", "json", "csv")
+PROGRESS_EVERY = 100
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+@dataclass(frozen=True)
+class Listed:
+    key: str
+    last_modified: datetime
+
+
+@dataclass(frozen=True)
+class Row:
+    """One object as the summary counts it."""
+
+    job_id: str
+    outcome: str
+    bucket: str
+    key: str
+    verdict: str
+    reason: str = ""
+
+
+@dataclass
+class Summary:
+    bucket: str
+    source: str  # "reports" | "tags"
+    jobs: Counter[str] = field(default_factory=Counter)  # by outcome
+    objects: Counter[str] = field(default_factory=Counter)  # by verdict
+    rows: list[Row] = field(default_factory=list)
+    problems: list[Row] = field(default_factory=list)
+
+    @property
+    def failing(self) -> bool:
+        return any(self.objects[verdict] for verdict in FAILING_VERDICTS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"bucket": self.bucket, "source": self.source, "jobs": dict(sorted(self.jobs.items())),
+                "objects": dict(sorted(self.objects.items())),
+                "problems": [_row_dict(row) for row in self.problems]}
+
+
+# --- pure: summarising ----------------------------------------------------------------------
+
+def summarise_reports(bucket: str, reports: Iterable[Mapping[str, Any]], prefix: str = "") -> Summary:
+    """Audit reports (handlers/audit.py: one job entry each) counted; objects outside `prefix` left out."""
+    summary = Summary(bucket, "reports")
+    for report in reports:
+        job_id, outcome = str(report.get("jobId") or "?"), str(report.get("outcome") or "?")
+        objects = [o for o in report.get("objects") or [] if str(o.get("key", "")).startswith(prefix)]
+        if prefix and not objects:
+            continue
+        summary.jobs[outcome] += 1
+        if outcome == "failed-job":
+            reason = "; ".join(str(report[k]) for k in ("code", "message") if report.get(k))
+            summary.problems.append(Row(job_id, outcome, bucket, "", "", reason or "CI reports the job as failed"))
+        for obj in objects:
+            row = Row(job_id, outcome, str(obj.get("bucket") or bucket), str(obj.get("key") or ""),
+                      str(obj.get("verdict") or "?"), str(obj.get("reason") or ""))
+            _count(summary, row)
+    return summary
+
+
+def summarise_tags(bucket: str, tagged: Iterable[tuple[str, Mapping[str, str]]]) -> Summary:
+    """Objects' tags counted: a job's outcome is `failed` when one of its objects mismatched,
+    `verified` when all were verified, else `unverified`. Untagged objects count as `untagged`.
+    Tags cannot show a missing output (it has no object): the audit reports can."""
+    summary = Summary(bucket, "tags")
+    by_job: dict[str, list[str]] = {}
+    rows = []
+    for key, tags in tagged:
+        verdict = tags.get(VERIFY_TAG) or "untagged"
+        job_id = tags.get(JOB_TAG, "")
+        rows.append((job_id, key, verdict))
+        if job_id:
+            by_job.setdefault(job_id, []).append(verdict)
+    outcomes = {job: _outcome_of(verdicts) for job, verdicts in by_job.items()}
+    summary.jobs.update(outcomes.values())
+    for job_id, key, verdict in rows:
+        reason = "" if verdict in (*FINE_VERDICTS, "untagged") else f"tagged {VERIFY_TAG}={verdict}"
+        _count(summary, Row(job_id, outcomes.get(job_id, ""), bucket, key, verdict, reason))
+    return summary
+
+
+def _outcome_of(verdicts: list[str]) -> str:
+    if "mismatch" in verdicts:
+        return "failed"
+    return "verified" if all(v == "verified" for v in verdicts) else "unverified"
+
+
+def _count(summary: Summary, row: Row) -> None:
+    summary.objects[row.verdict] += 1
+    summary.rows.append(row)
+    if row.verdict not in FINE_VERDICTS and row.verdict != "untagged":
+        summary.problems.append(row)
+
+
+def render(summary: Summary, form: str) -> str:
+    if form == "json":
+        return json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n"
+    if form == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["jobId", "outcome", "bucket", "key", "verdict", "reason"])
+        for row in summary.rows + [p for p in summary.problems if not p.key]:
+            writer.writerow([row.job_id, row.outcome, row.bucket, row.key, row.verdict, row.reason])
+        return out.getvalue()
+    lines = [f"{summary.bucket}: {sum(summary.jobs.values())} jobs, {sum(summary.objects.values())} objects "
+             f"(from the {'audit reports' if summary.source == 'reports' else 'objects’ tags'})", ""]
+    lines += [*_counts("jobs by outcome", summary.jobs), "", *_counts("objects by verdict", summary.objects)]
+    lines += ["", f"problems: {len(summary.problems)}" if summary.problems else "problems: none"]
+    for row in summary.problems:
+        where = f"{row.key} " if row.key else ""
+        lines.append(f"  {row.verdict or row.outcome:<12} {row.job_id} {where}{row.reason}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _counts(title: str, counts: Counter[str]) -> list[str]:
+    return [f"{title}:"] + ([f"  {name:<14}{n:>8}" for name, n in sorted(counts.items())] or ["  (none)"])
+
+
+def _row_dict(row: Row) -> dict[str, str]:
+    return {"jobId": row.job_id, "outcome": row.outcome, "bucket": row.bucket, "key": row.key,
+            "verdict": row.verdict, "reason": row.reason}
+
+
+def since_cutoff(text: str, now: datetime) -> datetime:
+    """`24h`, `30m`, `7d`, `2w` back from now, or an ISO date/time (UTC when it names no zone)."""
+    match = _DURATION.fullmatch(text.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"--since {text!r}: use a duration like 24h, 30m, 7d, or a date like 2026-11-23") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# --- the COS adapter --------------------------------------------------------------------------
+
+class CosListing:
+    """Lists keys and reads reports and tags, through the function's own client factory."""
+
+    def __init__(self, settings: Settings, bucket: str, region: str):
+        from handlers.cos import Clients  # the SDK is imported only when COS is really read
+        self._client = Clients(settings).cos(region)
+        self._bucket = bucket
+
+    def keys(self, prefix: str) -> Iterator[Listed]:
+        marker = ""
+        while True:
+            page = self._client.list_objects(Bucket=self._bucket, Prefix=prefix, Marker=marker, MaxKeys=1000)
+            contents = page.get("Contents") or []
+            for item in contents if isinstance(contents, list) else [contents]:
+                yield Listed(item["Key"], _parse_time(item.get("LastModified", "")))
+            if str(page.get("IsTruncated", "false")).lower() != "true" or not contents:
+                return
+            marker = page.get("NextMarker") or contents[-1]["Key"]
+
+    def report(self, key: str) -> dict[str, Any]:
+        body = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].get_raw_stream().read()
+        data = json.loads(body)
+        return data if isinstance(data, dict) else {}
+
+    def tags(self, key: str) -> dict[str, str]:
+        data = self._client.get_object_tagging(Bucket=self._bucket, Key=key) or {}
+        tag_list = (data.get("TagSet") or {}).get("Tag") or []
+        if isinstance(tag_list, dict):
+            tag_list = [tag_list]
+        return {str(t.get("Key")): str(t.get("Value") or "") for t in tag_list}
+
+
+def _parse_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.now(timezone.utc)
+
+
+def collect(listing: CosListing, bucket: str, prefix: str, reports_prefix: str, since: datetime | None,
+            progress: Callable[[str], None]) -> Summary:
+    """The reports when there are any under reports_prefix, else the tags under prefix."""
+    def recent(items: Iterable[Listed]) -> Iterator[Listed]:
+        for count, item in enumerate(items, start=1):
+            if count % PROGRESS_EVERY == 0:
+                progress(f"{count} keys listed...")
+            if since is None or item.last_modified >= since:
+                yield item
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        if reports_prefix:
+            keys = [i.key for i in recent(listing.keys(reports_prefix)) if i.key.endswith(".json")]
+            if keys:
+                progress(f"reading {len(keys)} audit reports under {reports_prefix}")
+                return summarise_reports(bucket, pool.map(listing.report, keys), prefix)
+            progress(f"no audit reports under {reports_prefix}: reading the objects' tags under {prefix or '/'}")
+        keys = [i.key for i in recent(listing.keys(prefix))
+                if not (reports_prefix and i.key.startswith(reports_prefix)) and not i.key.endswith("/")]
+        progress(f"reading the tags of {len(keys)} objects under {prefix or '/'}")
+        tags = pool.map(listing.tags, keys)
+        return summarise_tags(bucket, zip(keys, tags, strict=True))
+
+
+# --- the command ----------------------------------------------------------------------------
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m handlers.summary", description=__doc__.split("\n\n")[0])
+    p.add_argument("--bucket", required=True, help="the output bucket, e.g. media-1250000000")
+    p.add_argument("--region", help="its region (default: DEFAULT_REGION or TENCENTCLOUD_REGION)")
+    p.add_argument("--since", help="only what changed in this window: 24h, 30m, 7d, or a date (default: all)")
+    p.add_argument("--prefix", default="", help="only objects whose key starts with this")
+    p.add_argument("--reports-prefix", help="where the audit reports are (default: REPORT_PREFIX; unset: use tags)")
+    p.add_argument("--format", choices=FORMATS, default="table")
+    return p
+
+
+def local_settings(env: Mapping[str, str]) -> Settings:
+    """Credentials and COS_ENDPOINT as the function reads them; nothing else is needed here."""
+    missing = [n for n in ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY") if not (env.get(n) or "").strip()]
+    if missing:
+        raise ConfigError(missing[0], f"{' and '.join(missing)} must be set: the keys of a CAM user or role "
+                                      "allowed cos:GetBucket, cos:GetObject and cos:GetObjectTagging")
+    return Settings(secret_id=env["TENCENTCLOUD_SECRETID"].strip(), secret_key=env["TENCENTCLOUD_SECRETKEY"].strip(),
+                    token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None, cos_endpoint=_endpoint(env, "COS_ENDPOINT"))
+
+
+def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
+         out: TextIO | None = None, err: TextIO | None = None) -> int:
+    env = os.environ if env is None else env
+    out, err = out or sys.stdout, err or sys.stderr
+    args = parser().parse_args(argv)  # exits 2 on a usage error
+    region = args.region or env.get("DEFAULT_REGION") or env.get("TENCENTCLOUD_REGION")
+    try:
+        if not region:
+            raise ValueError("--region is needed (or DEFAULT_REGION)")
+        since = since_cutoff(args.since, datetime.now(timezone.utc)) if args.since else None
+        reports_prefix = _report_prefix({"REPORT_PREFIX": args.reports_prefix if args.reports_prefix is not None
+                                         else env.get("REPORT_PREFIX", "")}, "REPORT_PREFIX")
+        settings = local_settings(env)
+    except (ValueError, ConfigError) as exc:
+        print(f"error: {exc}", file=err)
+        return 2
+
+    def progress(line: str) -> None:
+        print(line, file=err, flush=True)
+
+    from qcloud_cos.cos_exception import CosClientError, CosServiceError
+    try:
+        summary = collect(CosListing(settings, args.bucket, region), args.bucket, args.prefix.lstrip("/"),
+                          reports_prefix, since, progress)
+    except (CosServiceError, CosClientError) as exc:
+        message = exc.get_error_msg() if isinstance(exc, CosServiceError) else str(exc)
+        print(f"error: COS refused or could not be reached: {message}", file=err)
+        return 3
+    out.write(render(summary, args.format))
+    return 1 if summary.failing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
