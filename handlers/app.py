@@ -178,7 +178,11 @@ class App:
             callback = expand(callback, ci.describe, self.settings.region, deadline, candidates)
             check_allowed(callback, self.settings)  # the jobs CI reports for it name their own buckets
         results = self.processor.run(callback, deadline)
-        _log_results(results, time.time() - started)
+        notified = {}
+        if self.settings.notify_urls:
+            from handlers.notify import notify
+            notified = notify(results, self.settings, self.store.bound(deadline), deadline, request_id)
+        _log_results(results, time.time() - started, notified)
         problems = []
         if self.settings.report_prefix:
             from handlers.audit import write_reports

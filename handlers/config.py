@@ -5,14 +5,26 @@ person can act on instead of failing obscurely on the first callback.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit
 
 ACTIONS = ("tag", "move")
 MAX_CONCURRENCY = 64
 DESTINATION_FIELDS = ("key", "jobId", "bucket", "verdict")
+
+
+NOTIFY_FORMATS = ("wecom", "dingtalk", "feishu", "json")
+NOTIFY_ON_DEFAULT = ("mismatch", "missing", "error", "failed-job")
+NOTIFY_EVENTS = ("verified", "mismatch", "missing", "superseded", "unverifiable", "error",  # verdicts
+                 "failed", "failed-job", "retry", "skipped")  # outcomes ("verified" is both)
+# The robots' webhook hosts: with NOTIFY_FORMAT unset, a URL on one of them gets its robot's format.
+ROBOT_HOSTS = {"qyapi.weixin.qq.com": "wecom", "oapi.dingtalk.com": "dingtalk", "open.feishu.cn": "feishu",
+               "open.larksuite.com": "feishu"}
 
 
 class ConfigError(ValueError):
@@ -88,6 +100,10 @@ class Settings:
     reconcile_tags: tuple[str, ...] = ("VoiceSeparate",)
     reconcile_window_minutes: int = 60
     reconcile_queues: tuple[tuple[str, str], ...] = ()  # (bucket, or "" for every bucket; queue id)
+    notify_urls: tuple[str, ...] = ()  # empty: no notifications
+    notify_on: frozenset[str] = frozenset(NOTIFY_ON_DEFAULT)  # verdicts and outcomes that trigger a message
+    notify_format: str = ""  # wecom | dingtalk | feishu | json; empty: each URL's own, from its host
+    notify_secret: str = ""
 
     def queues_for(self, bucket: str) -> tuple[str, ...]:
         """The media queues RECONCILE_QUEUES names for the bucket; empty: ask CI's queue API."""
@@ -159,6 +175,7 @@ class Settings:
             reconcile_window_minutes=_integer(env, "RECONCILE_WINDOW_MINUTES", 60, 1, 7 * 24 * 60),
             reconcile_queues=_reconcile_queues(env, "RECONCILE_QUEUES", reconcile_buckets),
         )
+        settings = replace(settings, **_notifications(env))
         _refuse_moves_onto_themselves(settings)
         return settings
 
@@ -387,3 +404,58 @@ def _reconcile_queues(env: Mapping[str, str], name: str,
             raise ConfigError(name, f"{entry!r} names bucket {bucket!r}, which RECONCILE_BUCKETS does not sweep")
         entries.append((bucket, queue))
     return tuple(entries)
+
+
+# --- notifications (NOTIFY_URL, NOTIFY_ON, NOTIFY_FORMAT, NOTIFY_SECRET) ----------------------
+
+MIN_WEBHOOK_SECRET_BYTES, MAX_WEBHOOK_SECRET_BYTES = 24, 64  # Standard Webhooks: 24 bytes at least
+
+
+def _notifications(env: Mapping[str, str]) -> dict[str, Any]:
+    urls = tuple(_items(env, "NOTIFY_URL"))
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # Never echo the URL: a robot's webhook URL carries its credential (key=, access_token=).
+            raise ConfigError("NOTIFY_URL", "each entry must be an http:// or https:// address")
+    events = frozenset(item.lower() for item in _items(env, "NOTIFY_ON")) or frozenset(NOTIFY_ON_DEFAULT)
+    unknown = sorted(events - set(NOTIFY_EVENTS))
+    if unknown:
+        raise ConfigError("NOTIFY_ON", f"{', '.join(unknown)}: use the verdicts and outcomes "
+                                       f"{', '.join(NOTIFY_EVENTS)}")
+    chosen = _value(env, "NOTIFY_FORMAT").lower()
+    if chosen and chosen not in NOTIFY_FORMATS:
+        raise ConfigError("NOTIFY_FORMAT", f"{chosen!r} is not one of {', '.join(NOTIFY_FORMATS)}")
+    secret = _value(env, "NOTIFY_SECRET")
+    formats = {chosen or notify_format_of(url) for url in urls}
+    if secret and formats == {"wecom"}:
+        raise ConfigError("NOTIFY_SECRET", "WeCom group robots sign nothing: the key in NOTIFY_URL is their credential")
+    if "json" in formats:
+        _webhook_secret(secret)
+    return {"notify_urls": urls, "notify_on": events, "notify_format": chosen, "notify_secret": secret}
+
+
+def notify_format_of(url: str, chosen: str = "") -> str:
+    """NOTIFY_FORMAT when set, else the robot whose host the URL names, else Standard Webhooks JSON."""
+    return chosen or ROBOT_HOSTS.get((urlsplit(url).hostname or "").lower(), "json")
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret `whsec_<base64>`."""
+    return base64.b64decode(secret[len("whsec_"):], validate=True)
+
+
+def _webhook_secret(secret: str) -> None:
+    hint = "a Standard Webhooks secret: whsec_ and the base64 of 24 to 64 random bytes"
+    if secret == _STAND_IN:  # from_env reading past this problem to the others
+        return
+    if not secret:
+        raise ConfigError("NOTIFY_SECRET", f"is needed to sign json notifications; set {hint}")
+    if not secret.startswith("whsec_"):
+        raise ConfigError("NOTIFY_SECRET", f"is not {hint}")
+    try:
+        key = webhook_key(secret)
+    except (binascii.Error, ValueError):
+        raise ConfigError("NOTIFY_SECRET", f"is not {hint} (the part after whsec_ is not base64)") from None
+    if not MIN_WEBHOOK_SECRET_BYTES <= len(key) <= MAX_WEBHOOK_SECRET_BYTES:
+        raise ConfigError("NOTIFY_SECRET", f"decodes to {len(key)} bytes; {hint}")

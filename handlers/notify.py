@@ -1,0 +1,407 @@
+"""Notifications (NOTIFY_URL): one message per job whose result NOTIFY_ON names, per URL.
+
+Pure message building per format, a small sender, and "already sent" kept in COS:
+
+- `wecom`: WeCom group robot, markdown message
+  (https://developer.work.weixin.qq.com/document/path/91770: `{"msgtype": "markdown",
+  "markdown": {"content": ...}}`, content at most 4096 bytes; the `key` in the URL is the credential,
+  nothing is signed).
+- `dingtalk`: DingTalk custom robot, markdown message, with the optional signing secret
+  (https://open.dingtalk.com/document/robots/customize-robot-security-settings: `timestamp`
+  in milliseconds and `sign` = urlencode(base64(HMAC-SHA256(key=secret, "timestamp\\nsecret")))
+  as query parameters; https://open.dingtalk.com/document/robots/custom-robot-access for the
+  `{"msgtype": "markdown", "markdown": {"title", "text"}}` body).
+- `feishu`: Feishu/Lark custom bot, rich-text `post` message, with its signature
+  (https://open.feishu.cn/document/client-docs/bot-v3/add-custom-bot: `timestamp` in seconds
+  and `sign` = base64(HMAC-SHA256(key="timestamp\\nsecret", message="")) in the body; body ≤ 20 KB).
+- `json`: Standard Webhooks
+  (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
+  headers `webhook-id`, `webhook-timestamp` (unix seconds), `webhook-signature: v1,<base64
+  HMAC-SHA256 of "id.timestamp.body">` keyed with the bytes of `whsec_<base64>`; the body is
+  `{"type", "timestamp", "data"}`. The id is derived from the job and outcome, so it stays the
+  same across retries and replays: a receiver that keeps the ids it saw drops any duplicate.
+
+At most one message per job, outcome and URL: after a delivery the function writes a marker
+object, `<REPORT_PREFIX or .ci-callback-verifier/>notified/<JobId>/<outcome>.<URL hash>`, in the
+job's output bucket, and a replay that finds it sends nothing. COS has no create-if-absent write
+(DESIGN.md), so a window remains: two deliveries of one callback running at the same moment both
+find no marker and both send; so does a replay after an invocation that sent the message and
+was cut off (or could not write the marker) before the marker was written. The window is one
+message round trip wide; the webhook-id above closes it for receivers that dedupe on it.
+
+A notification that fails never changes a verdict or the status code: it is logged at ERROR,
+counted in `job processed`, and tried again by the next replay (no marker was written).
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Protocol
+
+import requests
+
+from handlers import log
+from handlers.audit import location_of
+from handlers.config import Settings, notify_format_of, webhook_key
+from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
+from handlers.errors import StorageError, TransientError
+from handlers.models import JobResult, ObjectResult, ObjectState, Outcome, OutputObject
+
+STATE_PREFIX = ".ci-callback-verifier/"  # where markers go when REPORT_PREFIX is unset
+ATTEMPT_SECONDS = 5.0  # one delivery attempt waits at most this long (less when the invocation has less)
+RESERVE_SECONDS = 1.5  # kept for the audit reports and the response after the notifications
+MAX_OBJECTS_LISTED = 20
+MAX_ROBOT_TEXT = 3500  # WeCom's markdown content is limited to 4096 bytes; keep well inside
+EVENT_TYPE = "ci.verification"
+USER_AGENT = "ci-callback-verifier"
+
+
+# --- what a message says (pure) -----------------------------------------------------------
+
+@dataclass(frozen=True)
+class AffectedObject:
+    key: str
+    verdict: str
+    reason: str
+    moved_to: str  # "" when the object stayed where it was
+
+
+@dataclass(frozen=True)
+class Notice:
+    job_id: str
+    job_type: str  # CI's Tag: VoiceSeparate, Transcode, ...
+    state: str
+    outcome: str
+    bucket: str
+    region: str
+    code: str  # a failed job's Code and Message
+    message: str
+    objects: tuple[AffectedObject, ...]
+    counts: Mapping[str, int]
+    request_id: str
+
+
+def triggers(result: JobResult, notify_on: Iterable[str]) -> set[str]:
+    """The NOTIFY_ON entries the result matches: its outcome, the verdicts of its objects."""
+    present = {result.outcome.value} | {o.check.verdict.value for o in result.objects}
+    if any(o.error for o in result.objects):
+        present.add("error")  # a tag or move that failed: the object needs another try, like an error
+    return present & set(notify_on)
+
+
+def notice_of(result: JobResult, notify_on: Iterable[str], request_id: str) -> Notice | None:
+    """The message for a job, or None when NOTIFY_ON names nothing in its result."""
+    matched = triggers(result, notify_on)
+    if not matched:
+        return None
+    job = result.job
+    affected = tuple(_affected(o) for o in result.objects if o.check.verdict.value in matched or
+                     (o.error and "error" in matched))
+    counts: dict[str, int] = {}
+    for o in result.objects:
+        counts[o.check.verdict.value] = counts.get(o.check.verdict.value, 0) + 1
+    where = location_of(job, "")
+    failed = result.outcome is Outcome.FAILED_JOB
+    return Notice(job.job_id, job.tag, job.state, result.outcome.value,
+                  where.bucket if where else "", where.region if where else "",
+                  job.code if failed else "", job.message if failed else "", affected, counts, request_id)
+
+
+def _affected(result: ObjectResult) -> AffectedObject:
+    check = result.check
+    reason = "; ".join(r for r in (check.reason, *result.notes, result.error) if r)
+    moved = next((a.split(":", 1)[1] for a in result.actions if a.startswith("moved:")), "")
+    return AffectedObject(check.target.key, check.verdict.value, reason, moved)
+
+
+def headline(notice: Notice) -> str:
+    if notice.outcome == "failed-job":
+        return f"CI job {notice.job_id} {notice.state or 'failed'}"
+    problems = ", ".join(f"{n} {v}" for v, n in sorted(notice.counts.items()) if v != "verified" and n)
+    return f"CI outputs of job {notice.job_id}: {problems or notice.outcome}"
+
+
+def summary_lines(notice: Notice) -> list[str]:
+    lines = [f"Job: {notice.job_id} ({notice.job_type or 'unknown type'}, {notice.state}), outcome {notice.outcome}",
+             f"Bucket: {notice.bucket or '(unknown)'}" + (f" ({notice.region})" if notice.region else "")]
+    if notice.code or notice.message:
+        lines.append(f"CI says: {notice.code} {notice.message}".rstrip())
+    return lines
+
+
+def object_line(obj: AffectedObject) -> str:
+    line = f"{obj.key}: {obj.verdict}"
+    if obj.reason:
+        line += f" ({obj.reason})"
+    if obj.moved_to:
+        line += f"; moved to {obj.moved_to}"
+    return line
+
+
+def _listed(notice: Notice) -> tuple[list[AffectedObject], int]:
+    shown = list(notice.objects[:MAX_OBJECTS_LISTED])
+    return shown, len(notice.objects) - len(shown)
+
+
+def markdown(notice: Notice) -> str:
+    """The message as the robots' markdown subset: headings, bold, `code`, quotes, lists."""
+    shown, more = _listed(notice)
+    text = [f"### {headline(notice)}", *(f"> {line}" for line in summary_lines(notice)), ""]
+    text += [f"- `{o.key}`: **{o.verdict}**" + (f" ({o.reason})" if o.reason else "") +
+             (f"; moved to `{o.moved_to}`" if o.moved_to else "") for o in shown]
+    if more:
+        text.append(f"- … and {more} more (see the function's log)")
+    text.append(f"\nRequest id: {notice.request_id or '-'}")
+    return _clip("\n".join(text))
+
+
+def plain_lines(notice: Notice) -> list[str]:
+    shown, more = _listed(notice)
+    lines = [*summary_lines(notice), *(object_line(o) for o in shown)]
+    if more:
+        lines.append(f"… and {more} more (see the function's log)")
+    lines.append(f"Request id: {notice.request_id or '-'}")
+    return lines
+
+
+def _clip(text: str) -> str:
+    raw = text.encode("utf-8")
+    if len(raw) <= MAX_ROBOT_TEXT:
+        return text
+    return raw[:MAX_ROBOT_TEXT].decode("utf-8", "ignore") + "\n…"
+
+
+def event_payload(notice: Notice, occurred: float) -> dict[str, Any]:
+    """The Standard Webhooks body: type, timestamp, data."""
+    return {
+        "type": f"{EVENT_TYPE}.{notice.outcome}",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(occurred)),
+        "data": {
+            "jobId": notice.job_id, "tag": notice.job_type, "state": notice.state, "outcome": notice.outcome,
+            "bucket": notice.bucket, "region": notice.region,
+            **({"code": notice.code, "message": notice.message} if notice.code or notice.message else {}),
+            "counts": dict(notice.counts),
+            "objects": [{"key": o.key, "verdict": o.verdict, "reason": o.reason,
+                         **({"movedTo": o.moved_to} if o.moved_to else {})} for o in notice.objects],
+            "requestId": notice.request_id,
+        },
+    }
+
+
+def message_id(notice: Notice) -> str:
+    """The same for every attempt and replay of the message about this job and outcome."""
+    digest = hashlib.sha256(f"{notice.job_id}\n{notice.outcome}".encode()).hexdigest()
+    return f"msg_{digest[:32]}"
+
+
+# --- signing (pure) -----------------------------------------------------------------------
+
+def standard_webhooks_signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(webhook_key(secret), signed, hashlib.sha256).digest()).decode()
+
+
+def dingtalk_sign(secret: str, timestamp_ms: int) -> str:
+    """base64(HMAC-SHA256 keyed with the secret, of "timestamp\\nsecret"), before url-encoding."""
+    digest = hmac.new(secret.encode(), f"{timestamp_ms}\n{secret}".encode(), hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+def feishu_sign(secret: str, timestamp_s: int) -> str:
+    """base64(HMAC-SHA256 keyed with "timestamp\\nsecret", of an empty message)."""
+    digest = hmac.new(f"{timestamp_s}\n{secret}".encode(), b"", hashlib.sha256).digest()
+    return base64.b64encode(digest).decode()
+
+
+@dataclass(frozen=True)
+class Request:
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def build_request(notice: Notice, url: str, fmt: str, secret: str, now: float) -> Request:
+    """The HTTP request that delivers `notice` to `url` in format `fmt` (pure: `now` is given)."""
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
+    if fmt == "wecom":
+        body: dict[str, Any] = {"msgtype": "markdown", "markdown": {"content": markdown(notice)}}
+    elif fmt == "dingtalk":
+        body = {"msgtype": "markdown", "markdown": {"title": headline(notice)[:64], "text": markdown(notice)}}
+        if secret:
+            stamp = int(now * 1000)
+            url = _with_query(url, {"timestamp": str(stamp), "sign": dingtalk_sign(secret, stamp)})
+    elif fmt == "feishu":
+        rows = [[{"tag": "text", "text": line}] for line in plain_lines(notice)]
+        body = {"msg_type": "post", "content": {"post": {"zh_cn": {"title": headline(notice), "content": rows}}}}
+        if secret:
+            stamp = int(now)
+            body = {"timestamp": str(stamp), "sign": feishu_sign(secret, stamp), **body}
+    else:
+        data = json.dumps(event_payload(notice, now), ensure_ascii=False, separators=(",", ":")).encode()
+        webhook_id, stamp = message_id(notice), int(now)
+        headers.update({"webhook-id": webhook_id, "webhook-timestamp": str(stamp),
+                        "webhook-signature": standard_webhooks_signature(secret, webhook_id, stamp, data)})
+        return Request(url, headers, data)
+    return Request(url, headers, json.dumps(body, ensure_ascii=False).encode("utf-8"))
+
+
+def _with_query(url: str, extra: Mapping[str, str]) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = "&".join(q for q in (parts.query, urllib.parse.urlencode(extra)) if q)
+    return urllib.parse.urlunsplit(parts._replace(query=query))
+
+
+def robot_refusal(fmt: str, body: bytes) -> str:
+    """Why a robot refused a message it answered 200 to ('' when it took it): WeCom and DingTalk
+    answer `errcode`, Feishu `code`, 0 meaning success."""
+    if fmt == "json":
+        return ""
+    try:
+        answer = json.loads(body or b"{}")
+    except ValueError:
+        return ""
+    if not isinstance(answer, dict):
+        return ""
+    code = answer.get("errcode", answer.get("code", answer.get("StatusCode", 0)))
+    if code in (0, "0", None):
+        return ""
+    return f"the robot answered code {code}: {answer.get('errmsg') or answer.get('msg') or ''}".rstrip(": ")
+
+
+# --- I/O ----------------------------------------------------------------------------------
+
+class MarkerStore(Protocol):
+    def head(self, target: OutputObject) -> ObjectState | None: ...
+    def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None: ...
+
+
+Send = Callable[[Request, float], "tuple[int, bytes]"]
+
+
+class Sender:
+    """POSTs with requests (vendored with the COS SDK); one session per container."""
+
+    def __init__(self) -> None:
+        self._session = requests.Session()
+
+    def __call__(self, request: Request, timeout: float) -> tuple[int, bytes]:
+        try:
+            answer = self._session.post(request.url, data=request.body, headers=dict(request.headers),
+                                        timeout=timeout, allow_redirects=False)
+        except requests.Timeout:
+            raise TransientError(f"no answer within {timeout:.1f} s") from None
+        except requests.RequestException as exc:
+            raise TransientError(f"the request failed: {type(exc).__name__}") from None
+        return answer.status_code, answer.content
+
+
+def marker_of(notice: Notice, result: JobResult, url: str, prefix: str) -> OutputObject | None:
+    where = location_of(result.job, prefix or STATE_PREFIX)
+    if where is None:
+        return None
+    url_hash = hashlib.sha256(url.encode()).hexdigest()[:12]  # the URL carries a credential: never in a key
+    return OutputObject(where.bucket, where.region,
+                        f"{prefix or STATE_PREFIX}notified/{notice.job_id}/{notice.outcome}.{url_hash}", None)
+
+
+def deliver(request: Request, fmt: str, send: Send, deadline: Deadline) -> None:
+    """Send once, again on 5xx, 429 and timeouts while the deadline allows; raises DeliveryFailed."""
+    def attempt() -> None:
+        left = deadline.remaining()
+        if left < MIN_ATTEMPT_SECONDS:
+            raise DeliveryFailed("too little of the invocation's time was left to send it")
+        status, body = send(request, min(ATTEMPT_SECONDS, left))
+        if status >= 500 or status == 429:
+            raise TransientError(f"the receiver answered {status}")
+        if not 200 <= status < 300:
+            raise DeliveryFailed(f"the receiver answered {status}")
+        refusal = robot_refusal(fmt, body)
+        if refusal:
+            raise DeliveryFailed(refusal)
+    try:
+        retrying(attempt, deadline)
+    except TransientError as exc:
+        raise DeliveryFailed(str(exc)) from None
+
+
+class DeliveryFailed(Exception):
+    pass
+
+
+_registered: set[str] = set()
+
+
+def notify(results: list[JobResult], settings: Settings, store: MarkerStore, deadline: Deadline,
+           request_id: str, send: Send | None = None) -> dict[str, dict[str, Any]]:
+    """Send the messages NOTIFY_ON calls for; returns, per job id, the fields its
+    `job processed` line carries (`notification`, `notificationsSent`, `notificationsFailed`)."""
+    secrets = [s for s in (settings.notify_secret, *settings.notify_urls) if s not in _registered]
+    if secrets:  # a robot's URL is its credential: no log line may show it
+        log.register_secrets(secrets)
+        _registered.update(secrets)
+    sender = send or _default_sender()
+    budget = Deadline(deadline.at - (RESERVE_SECONDS if settings.report_prefix else 0.5))
+    fields: dict[str, dict[str, Any]] = {}
+    for result in results:
+        notice = notice_of(result, settings.notify_on, request_id)
+        if notice is None:
+            continue
+        tally = {"sent": 0, "already-sent": 0, "failed": 0}
+        for url in settings.notify_urls:
+            tally[_notify_one(notice, result, url, settings, store, sender, budget)] += 1
+        status = "failed" if tally["failed"] else "sent" if tally["sent"] else "already-sent"
+        fields[result.job.job_id] = {"notification": status, "notificationsSent": tally["sent"],
+                                     "notificationsFailed": tally["failed"]}
+    return fields
+
+
+def _notify_one(notice: Notice, result: JobResult, url: str, settings: Settings, store: MarkerStore,
+                send: Send, deadline: Deadline) -> str:
+    host = urllib.parse.urlsplit(url).hostname or "?"
+    fmt = notify_format_of(url, settings.notify_format)
+    marker = marker_of(notice, result, url, settings.report_prefix)
+    try:
+        if marker is not None and retrying(partial(store.head, marker), deadline) is not None:
+            log.info("notification already sent", jobId=notice.job_id, outcome=notice.outcome, host=host)
+            return "already-sent"
+    except (TransientError, StorageError) as exc:
+        log.error("notification not sent", jobId=notice.job_id, outcome=notice.outcome, host=host,
+                  reason=f"whether it was sent before could not be read: {exc}")
+        return "failed"
+    try:
+        deliver(build_request(notice, url, fmt, settings.notify_secret, time.time()), fmt, send, deadline)
+    except DeliveryFailed as exc:
+        log.error("notification failed", jobId=notice.job_id, outcome=notice.outcome, host=host, format=fmt,
+                  reason=str(exc))
+        return "failed"
+    log.info("notification sent", jobId=notice.job_id, outcome=notice.outcome, host=host, format=fmt)
+    if marker is None:
+        log.warning("notification sent, but the job names no bucket to remember it in: a replay sends it again",
+                    jobId=notice.job_id)
+        return "sent"
+    record = json.dumps({"jobId": notice.job_id, "outcome": notice.outcome, "format": fmt, "host": host,
+                         "webhookId": message_id(notice), "requestId": notice.request_id,
+                         "sentAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+    try:
+        retrying(partial(store.put_bytes, marker, record, "application/json"), deadline)
+    except (TransientError, StorageError) as exc:
+        log.error("notification sent but not recorded: a replay will send it again", jobId=notice.job_id,
+                  reason=str(exc))
+    return "sent"
+
+
+_sender: Sender | None = None
+
+
+def _default_sender() -> Sender:
+    global _sender
+    if _sender is None:
+        _sender = Sender()
+    return _sender

@@ -1,0 +1,245 @@
+"""Notifications: each format's body and signature as the receiver checks it, one message per job and
+outcome across replays and containers, delivery within the deadline, and never a changed verdict."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import pytest
+
+from handlers.app import App
+from handlers.config import ConfigError, Settings
+from localcloud.webhook import WebhookReceiver, verify_standard_webhook
+from tests.conftest import function_env, http_event, invoke, md5
+from tests.samples import BUCKET, REGION, job_xml
+
+SECRET = "whsec_" + base64.b64encode(b"n" * 32).decode()
+JOB = "j0000000000000000000000000000001"
+
+
+@pytest.fixture
+def receiver():
+    with WebhookReceiver(secret=SECRET) as hook:
+        yield hook
+
+
+def mismatch_body(emulator) -> bytes:
+    emulator.put_object(BUCKET, "out/voice.mp3", b"voice")
+    emulator.put_object(BUCKET, "out/bad.mp3", b"corrupt")
+    return job_xml(md5s={"out/voice.mp3": md5(b"voice"), "out/bad.mp3": md5(b"expected")}, names=[])
+
+
+def notify_env(receiver, **extra: str) -> dict[str, str]:
+    return {"NOTIFY_URL": receiver.url(), "NOTIFY_SECRET": SECRET, **extra}
+
+
+def job_lines(log_lines: list[str]) -> list[dict]:
+    return [e for e in map(json.loads, log_lines) if e["message"] == "job processed"]
+
+
+def test_a_mismatch_sends_one_signed_standard_webhook(emulator, receiver, make_app, log_lines):
+    app = make_app(**notify_env(receiver), ACTION_FAILED="tag,move")
+    status, answer, _ = invoke(app, http_event(mismatch_body(emulator)))
+    assert status == 200 and answer["jobs"][0]["outcome"] == "failed"
+    (message,) = receiver.requests
+    assert message.signature == "valid"  # checked by the receiver, from the specification
+    assert message.headers["webhook-id"].startswith("msg_") and message.headers["content-type"].startswith(
+        "application/json")
+    event = message.json()
+    assert event["type"] == "ci.verification.failed" and event["timestamp"].endswith("Z")
+    data = event["data"]
+    assert data["jobId"] == JOB and data["tag"] == "VoiceSeparate" and data["bucket"] == BUCKET
+    assert data["region"] == REGION and data["requestId"] == "test-request"
+    assert data["counts"] == {"verified": 1, "mismatch": 1}
+    (bad,) = data["objects"]  # the affected object only, not the verified one
+    assert bad["key"] == "out/bad.mp3" and bad["verdict"] == "mismatch" and bad["reason"]
+    assert bad["movedTo"] == "quarantine/out/bad.mp3"
+    assert emulator.object_bytes(BUCKET, "quarantine/out/bad.mp3") == b"corrupt"
+    (job,) = job_lines(log_lines)
+    assert job["notification"] == "sent" and job["notificationsSent"] == 1 and job["notificationsFailed"] == 0
+
+
+def test_a_tampered_body_fails_the_receivers_check(receiver):
+    headers = {"webhook-id": "msg_1", "webhook-timestamp": str(int(time.time())),
+               "webhook-signature": "v1," + base64.b64encode(b"x" * 32).decode()}
+    assert verify_standard_webhook(SECRET, headers, b"{}") == "no v1 signature matches"
+
+
+def test_replays_and_other_containers_send_no_second_message(emulator, receiver, make_app, log_lines):
+    body = mismatch_body(emulator)
+    first = make_app(**notify_env(receiver))
+    for _ in range(3):
+        assert invoke(first, http_event(body))[0] == 200
+    other_container = make_app(**notify_env(receiver))  # nothing in memory: the marker in COS decides
+    assert invoke(other_container, http_event(body))[0] == 200
+    assert len(receiver.requests) == 1
+    assert [j["notification"] for j in job_lines(log_lines)] == ["sent", "already-sent", "already-sent",
+                                                                  "already-sent"]
+    markers = emulator.keys(BUCKET, ".ci-callback-verifier/notified/")
+    assert len(markers) == 1 and markers[0].startswith(f".ci-callback-verifier/notified/{JOB}/failed.")
+    assert json.loads(emulator.object_bytes(BUCKET, markers[0]))["webhookId"] == \
+        receiver.requests[0].headers["webhook-id"]
+
+
+def test_markers_go_under_report_prefix_when_set(emulator, receiver, make_app):
+    app = make_app(**notify_env(receiver), REPORT_PREFIX="reports/")
+    invoke(app, http_event(mismatch_body(emulator)))
+    assert [k for k in emulator.keys(BUCKET, "reports/") if "/notified/" in k]
+
+
+def test_a_5xx_is_retried_with_the_same_webhook_id(emulator, receiver, make_app, log_lines):
+    receiver.answer(503, 502)
+    app = make_app(**notify_env(receiver))
+    assert invoke(app, http_event(mismatch_body(emulator)))[0] == 200
+    assert len(receiver.requests) == 3 and len({r.headers["webhook-id"] for r in receiver.requests}) == 1
+    assert all(r.signature == "valid" for r in receiver.requests)
+    assert job_lines(log_lines)[0]["notification"] == "sent"
+
+
+def test_a_receiver_that_never_answers_costs_no_more_than_the_deadline(emulator, receiver, make_app, log_lines):
+    receiver.answer(hang=True)
+    app = make_app(**notify_env(receiver))
+    body = mismatch_body(emulator)
+    started = time.monotonic()
+    status, answer, _ = app_invoke(app, body, time_limit_ms=4000)
+    assert time.monotonic() - started < 4.0  # SCF would have cut the invocation there
+    assert status == 200 and answer["jobs"][0]["objects"][1]["verdict"] == "mismatch"
+    failures = [e for e in map(json.loads, log_lines) if e["message"] == "notification failed"]
+    assert failures and failures[0]["level"] == "ERROR"
+    (job,) = job_lines(log_lines)
+    assert job["notification"] == "failed" and job["notificationsFailed"] == 1
+    assert emulator.keys(BUCKET, ".ci-callback-verifier/") == []  # not remembered: a replay tries again
+    receiver.answer()
+    assert invoke(app, http_event(body))[0] == 200
+    assert job_lines(log_lines)[-1]["notification"] == "sent"
+
+
+def app_invoke(app: App, body: bytes, time_limit_ms: int) -> tuple[int, dict, dict]:
+    return invoke(app, http_event(body), {"request_id": "test-request", "time_limit_in_ms": time_limit_ms})
+
+
+def test_a_refused_notification_changes_no_verdict_and_no_status(emulator, receiver, make_app, log_lines):
+    receiver.answer(400)
+    app = make_app(**notify_env(receiver))
+    status, answer, _ = invoke(app, http_event(mismatch_body(emulator)))
+    assert status == 200 and [o["verdict"] for o in answer["jobs"][0]["objects"]] == ["verified", "mismatch"]
+    assert len(receiver.requests) == 1  # a 4xx is not retried
+    assert emulator.tags(BUCKET, "out/bad.mp3")["ci-verify"] == "mismatch"
+    (job,) = job_lines(log_lines)
+    assert job["notificationsFailed"] == 1 and job["outcome"] == "failed"
+
+
+def test_a_verified_job_sends_nothing_by_default(emulator, receiver, make_app):
+    emulator.put_object(BUCKET, "out/a.mp3", b"a")
+    invoke(make_app(**notify_env(receiver)), http_event(job_xml(md5s={"out/a.mp3": md5(b"a")}, names=[])))
+    assert receiver.requests == []
+
+
+def test_a_failed_job_says_what_ci_said(receiver, make_app):
+    body = job_xml(md5s=None, names=[], state="Failed", code="InternalError", message="voice model crashed")
+    invoke(make_app(**notify_env(receiver)), http_event(body))
+    (message,) = receiver.requests
+    data = message.json()["data"]
+    assert message.json()["type"] == "ci.verification.failed-job"
+    assert data["code"] == "InternalError" and data["message"] == "voice model crashed" and data["objects"] == []
+
+
+def test_notify_on_chooses_what_triggers_a_message(emulator, receiver, make_app):
+    emulator.put_object(BUCKET, "out/a.mp3", b"a")
+    app = make_app(**notify_env(receiver), NOTIFY_ON="verified")
+    invoke(app, http_event(job_xml(md5s={"out/a.mp3": md5(b"a")}, names=[])))
+    (message,) = receiver.requests
+    assert message.json()["data"]["objects"][0]["verdict"] == "verified"
+
+
+# --- the robots ------------------------------------------------------------------------------
+
+def test_wecom_gets_a_markdown_message(emulator, make_app):
+    with WebhookReceiver(kind="wecom") as robot:
+        app = make_app(NOTIFY_URL=robot.url("/cgi-bin/webhook/send?key=wecom-robot-key-123"), NOTIFY_FORMAT="wecom",
+                       ACTION_FAILED="move")
+        assert invoke(app, http_event(mismatch_body(emulator)))[0] == 200
+        (message,) = robot.requests
+    body = message.json()
+    assert set(body) == {"msgtype", "markdown"} and body["msgtype"] == "markdown"
+    content = body["markdown"]["content"]
+    assert JOB in content and "VoiceSeparate" in content and BUCKET in content
+    assert "`out/bad.mp3`: **mismatch**" in content and "moved to `quarantine/out/bad.mp3`" in content
+    assert "out/voice.mp3" not in content and "Request id: test-request" in content
+    assert message.query == {"key": "wecom-robot-key-123"} and len(content.encode()) <= 4096
+
+
+def test_dingtalk_gets_markdown_and_a_valid_sign(emulator, make_app, log_lines):
+    secret = "SECdingtalk-signing-secret-0123456789"
+    with WebhookReceiver(secret=secret, kind="dingtalk") as robot:
+        app = make_app(NOTIFY_URL=robot.url("/robot/send?access_token=dingtalk-token-123"), NOTIFY_FORMAT="dingtalk",
+                       NOTIFY_SECRET=secret)
+        assert invoke(app, http_event(mismatch_body(emulator)))[0] == 200
+        (message,) = robot.requests
+    assert message.signature == "valid"
+    assert message.query["access_token"] == "dingtalk-token-123" and set(message.query) == {
+        "access_token", "timestamp", "sign"}
+    body = message.json()
+    assert body["msgtype"] == "markdown" and JOB in body["markdown"]["title"]
+    assert "**mismatch**" in body["markdown"]["text"]
+    assert not [line for line in log_lines if secret in line or "dingtalk-token-123" in line]
+
+
+def test_feishu_gets_a_post_with_its_signature_in_the_body(emulator, make_app):
+    secret = "feishu-signing-secret-0123"
+    with WebhookReceiver(secret=secret, kind="feishu") as robot:
+        robot.answer(body=b'{"code":0,"msg":"success","data":{}}')
+        app = make_app(NOTIFY_URL=robot.url("/open-apis/bot/v2/hook/feishu-hook-id"), NOTIFY_FORMAT="feishu",
+                       NOTIFY_SECRET=secret)
+        assert invoke(app, http_event(mismatch_body(emulator)))[0] == 200
+        (message,) = robot.requests
+    assert message.signature == "valid"
+    body = message.json()
+    assert body["msg_type"] == "post" and body["timestamp"].isdigit() and body["sign"]
+    post = body["content"]["post"]["zh_cn"]
+    text = "\n".join(part["text"] for row in post["content"] for part in row)
+    assert JOB in post["title"] and "out/bad.mp3: mismatch" in text and "Request id: test-request" in text
+
+
+def test_a_robot_that_refuses_with_an_error_code_is_a_failure(emulator, make_app, log_lines):
+    with WebhookReceiver(kind="wecom") as robot:
+        robot.answer(body=b'{"errcode":93000,"errmsg":"invalid webhook url"}')
+        app = make_app(NOTIFY_URL=robot.url("/cgi-bin/webhook/send?key=k1234567"), NOTIFY_FORMAT="wecom")
+        assert invoke(app, http_event(mismatch_body(emulator)))[0] == 200
+    failure = next(e for e in map(json.loads, log_lines) if e["message"] == "notification failed")
+    assert "93000" in failure["reason"] and job_lines(log_lines)[0]["notificationsFailed"] == 1
+
+
+# --- settings --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env, variable", [
+    ({"NOTIFY_URL": "ftp://example.com/x", "NOTIFY_SECRET": SECRET}, "NOTIFY_URL"),
+    ({"NOTIFY_URL": "https://example.com/x"}, "NOTIFY_SECRET"),  # json is always signed
+    ({"NOTIFY_URL": "https://example.com/x", "NOTIFY_SECRET": "plain-secret"}, "NOTIFY_SECRET"),
+    ({"NOTIFY_URL": "https://example.com/x", "NOTIFY_SECRET": "whsec_" + base64.b64encode(b"short").decode()},
+     "NOTIFY_SECRET"),
+    ({"NOTIFY_URL": "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=k", "NOTIFY_SECRET": "s"}, "NOTIFY_SECRET"),
+    ({"NOTIFY_URL": "https://example.com/x", "NOTIFY_FORMAT": "slack", "NOTIFY_SECRET": SECRET}, "NOTIFY_FORMAT"),
+    ({"NOTIFY_ON": "mismatch,exploded"}, "NOTIFY_ON"),
+])
+def test_notification_settings_are_checked_at_cold_start(emulator, env, variable):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(function_env(emulator, **env))
+    assert caught.value.variable == variable
+    assert "key=k" not in str(caught.value)
+
+
+def test_a_missing_notify_secret_is_reported_with_the_other_problems(emulator):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(function_env(emulator, NOTIFY_URL="https://example.com/hook", CONCURRENCY="0"))
+    assert "NOTIFY_SECRET" in str(caught.value) and "CONCURRENCY" in str(caught.value)
+
+
+def test_robot_urls_pick_their_format_when_notify_format_is_unset(emulator):
+    settings = Settings.from_env(function_env(
+        emulator, NOTIFY_URL="https://oapi.dingtalk.com/robot/send?access_token=t,https://example.com/hook",
+        NOTIFY_SECRET=SECRET))
+    from handlers.config import notify_format_of
+    assert [notify_format_of(u, settings.notify_format) for u in settings.notify_urls] == ["dingtalk", "json"]
+    assert settings.notify_on == {"mismatch", "missing", "error", "failed-job"}
