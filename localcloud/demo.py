@@ -17,10 +17,14 @@ from localcloud.cos import CosEmulator
 from localcloud.runner import ROOT, load_handler, local_context
 from localcloud.samples import DEMO_TOKEN, ci_jobs, restamp_event, sample_bytes
 from localcloud.samples import manifest as sample_manifest
+from localcloud.webhook import WebhookReceiver
 
 EVENTS = ROOT / "events"
 OBJECTS = EVENTS / "objects"
 SECRET_ID, SECRET_KEY, TOKEN = "AKIDdemo0000000000000000000000000", "demo-secret-key", "demo-session-token"
+# A Standard Webhooks secret for the demo's notifications (whsec_ and the base64 of 32 bytes).
+NOTIFY_SECRET = "whsec_ZGVtby1ub3RpZnktc2VjcmV0LTAxMjM0NTY3ODlhYmNkZWY="
+MISMATCH_SAMPLE = "function-url-mismatch.json"
 SAMPLES = [
     ("function-url-task-xml.json", "documented case 1: task callback, XML"),
     ("function-url-workflow-xml.json", "documented case 2: workflow callback, XML"),
@@ -55,8 +59,9 @@ def upload_samples(emulator: CosEmulator) -> list[dict]:
 
 
 def main() -> int:
-    with CosEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, token=TOKEN) as emulator:
-        print(f"COS emulator at {emulator.endpoint}")
+    with CosEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, token=TOKEN) as emulator, \
+            WebhookReceiver(secret=NOTIFY_SECRET) as receiver:
+        print(f"COS emulator at {emulator.endpoint}, webhook receiver at {receiver.url()}")
         manifest = upload_samples(emulator)
         print(f"uploaded {len(manifest)} sample objects from {OBJECTS.relative_to(ROOT)}/\n")
         os.environ.update({"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
@@ -64,13 +69,16 @@ def main() -> int:
                            "CALLBACK_TOKEN": DEMO_TOKEN, "VERIFY_WITH_CI": "true",
                            "ALLOWED_BUCKETS": ",".join(sorted({entry["bucket"] for entry in manifest})),
                            "DEFAULT_REGION": "ap-chongqing",
-                           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")})
+                           "NOTIFY_URL": receiver.url(), "NOTIFY_SECRET": NOTIFY_SECRET,
+                           # mismatches and failed jobs are WARNING lines; the tables below show them
+                           "LOG_LEVEL": os.environ.get("LOG_LEVEL", "ERROR")})
         handler = load_handler()
         rows = []
         for name, what in SAMPLES:
             event = restamp_event(json.loads((EVENTS / name).read_text()))
             for bucket, detail in ci_jobs(event):  # CI's job API knows every job it called back about
                 emulator.register_job(bucket, detail)
+            heard = len(receiver.requests)
             result = handler(event, local_context())
             answer, jobs = describe(result)
             print(f"events/{name}  ({what})  ->  {answer}")
@@ -81,6 +89,7 @@ def main() -> int:
                     rows.append(obj)
                     print(f"    {obj['key']:<34} {obj['verdict']:<12} {obj['method']:<8} "
                           f"{','.join(obj['actions']) or '-'}")
+            show_notifications(receiver.requests[heard:], full=name == MISMATCH_SAMPLE)
             print()
         print("tags now on the sample objects:")
         for entry in manifest:
@@ -88,6 +97,18 @@ def main() -> int:
             shown = ", ".join(f"{k}={v}" for k, v in sorted(tags.items())) or "(none)"
             print(f"  {entry['key']:<34} {shown}")
     return 0
+
+
+def show_notifications(messages: list, full: bool) -> None:
+    """What the function sent to NOTIFY_URL, as the receiver checked it; in full for the mismatch sample."""
+    for message in messages:
+        event = message.json()
+        print(f"  notification {event['type']}  webhook-id {message.headers['webhook-id']}  "
+              f"signature {message.signature}")
+        if full:
+            for name in ("webhook-id", "webhook-timestamp", "webhook-signature"):
+                print(f"    {name}: {message.headers[name]}")
+            print("    " + json.dumps(event, ensure_ascii=False, indent=2).replace("\n", "\n    "))
 
 
 def describe(result: dict) -> tuple[str, list[dict]]:
