@@ -172,6 +172,7 @@ class App:
             if self.settings.report_prefix:
                 from handlers.audit import confirmed_for_reports
                 callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix, deadline)
+            check_allowed(callback, self.settings)  # CI's account of a job names its own buckets
         if callback.workflow_execution is not None:
             from handlers.workflow import expand
             candidates = tuple(b for b in self.settings.allowed_buckets if b != ANY_BUCKET)

@@ -12,6 +12,7 @@ from handlers.models import Callback, Job, OutputFile, OutputObject, WorkflowExe
 from handlers.nodes import MalformedCallback, build, object_key
 
 MAX_NESTING = 64  # CI's deepest documented element is about 10 levels down
+MAX_JOBS = 100  # per callback: a TaskFinish reports one job, a workflow a few dozen tasks
 # COS names go into request URLs and Host headers: nothing else may pass.
 _BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?-[0-9]{1,20}")
 _REGION = re.compile(r"[a-z]{2,10}(?:-[a-z0-9]{1,20}){1,3}")
@@ -45,16 +46,24 @@ def parse_callback(body: bytes) -> Callback:
         return callback
     if not callback.jobs_detail:
         raise MalformedCallback("Response.JobsDetail is missing: no job to check")
+    if len(callback.jobs_detail) > MAX_JOBS:
+        raise MalformedCallback(f"Response.JobsDetail lists {len(callback.jobs_detail)} jobs; a callback reports "
+                                f"one (at most {MAX_JOBS} are read)")
+    jobs: dict[str, Job] = {}
     for i, job in enumerate(callback.jobs_detail):
         _check_names(job, f"Response.JobsDetail[{i}]")
         all_outputs(job)  # refuse contradictory output lists now, before any request
-    return callback
+        if jobs.setdefault(job.job_id, job) != job:
+            raise MalformedCallback(f"Response.JobsDetail[{i}]: job {job.job_id} is described twice, differently")
+    return Callback(callback.event_name, tuple(jobs.values()), callback.workflow_execution)
 
 
 def _check_workflow(execution: WorkflowExecution, path: str) -> None:
     if execution.bucket_id and not _BUCKET.fullmatch(execution.bucket_id):
         raise MalformedCallback(f"{path}.BucketId: {execution.bucket_id[:64]!r} is not a bucket name like "
                                 "examplebucket-1250000000")
+    if len(execution.tasks) > MAX_JOBS:
+        raise MalformedCallback(f"{path}.Tasks lists {len(execution.tasks)} tasks; at most {MAX_JOBS} are read")
     for i, task in enumerate(execution.tasks):
         if task.job_id and not _JOB_ID.fullmatch(task.job_id):
             raise MalformedCallback(f"{path}.Tasks[{i}].JobId: {task.job_id[:64]!r} is not a CI job id")
@@ -156,24 +165,45 @@ def all_outputs(job: Job) -> tuple[OutputObject, ...]:
     result = job.operation.media_result if job.operation else None
     if result is None:
         return ()
-    objects: dict[tuple[str, str], OutputObject] = {}
-
-    def add(bucket: str, region: str, key: str, md5: str | None) -> None:
-        known = objects.get((bucket, key))
-        if known is not None and md5 is not None and known.expected_md5 not in (None, md5):
-            raise MalformedCallback(f"job {job.job_id}: two different MD5s for {key!r}")
-        if known is None or known.expected_md5 is None:
-            objects[(bucket, key)] = OutputObject(bucket, region, key, md5)
-
+    entries = []  # (bucket, region, key, md5) in the order CI lists them
     for output in result.output_file:
         bucket, region = _place(job, output)
         for info in output.md5_info:
             if info.object_name:  # an MD5 naming no object verifies nothing
-                add(bucket, region, info.object_name, info.md5 or None)
+                entries.append((bucket, region, info.object_name, info.md5 or None))
         for name in output.object_name:
-            add(bucket, region, _joined_key(output.object_prefix, name, f"job {job.job_id}: OutputFile.ObjectName"),
-                None)
+            key = _joined_key(output.object_prefix, name, f"job {job.job_id}: OutputFile.ObjectName")
+            entries.append((bucket, region, key, None))
+    return _merged(job.job_id, entries)
+
+
+def _merged(job_id: str, entries: list[tuple[str, str, str, str | None]]) -> tuple[OutputObject, ...]:
+    """One object per (bucket, key), whatever the order of the entries: an MD5 fills a gap but
+    never overrides another MD5, a region fills a gap but never overrides another region, and an
+    entry naming no bucket belongs to the object of that key that has one."""
+    objects: dict[tuple[str, str], OutputObject] = {}
+    placed_keys = {key for bucket, _, key, _ in entries if bucket}
+    for bucket, region, key, md5 in entries:
+        if not bucket and key in placed_keys:
+            owners = [o for (b, k), o in objects.items() if k == key and b]
+            if not owners:  # its placed namesake comes later: merge it when it does
+                entries.append((bucket, region, key, md5))
+                continue
+            for owner in owners:
+                objects[(owner.bucket, key)] = _merge(job_id, owner, region="", md5=md5)
+            continue
+        known = objects.get((bucket, key))
+        objects[(bucket, key)] = (OutputObject(bucket, region, key, md5) if known is None
+                                  else _merge(job_id, known, region, md5))
     return tuple(objects.values())
+
+
+def _merge(job_id: str, known: OutputObject, region: str, md5: str | None) -> OutputObject:
+    if md5 and known.expected_md5 and md5 != known.expected_md5:
+        raise MalformedCallback(f"job {job_id}: two different MD5s for {known.key!r}")
+    if region and known.region and region != known.region:
+        raise MalformedCallback(f"job {job_id}: two different regions for {known.bucket}/{known.key}")
+    return OutputObject(known.bucket, known.region or region, known.key, known.expected_md5 or md5)
 
 
 def _place(job: Job, output: OutputFile) -> tuple[str, str]:

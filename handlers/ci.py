@@ -72,17 +72,22 @@ def disagreement(claimed: Job, reported: Job | None) -> str | None:
     if not reported.succeeded:
         return f"CI reports job {claimed.job_id} as {reported.state or 'without a state'}, not Success"
     ours, theirs = all_outputs(claimed), all_outputs(reported)
-    only_ours = {o for o in ours if not any(_same(o, t) for t in theirs)}
-    only_theirs = {t for t in theirs if not any(_same(o, t) for o in ours)}
+    only_ours, only_theirs = _unmatched(ours, theirs), _unmatched(theirs, ours)
     if only_ours or only_theirs:
         return (f"job {claimed.job_id}: the callback's outputs differ from CI's "
                 f"(only in the callback: {_describe(only_ours)}; only at CI: {_describe(only_theirs)})")
     return None
 
 
-def _same(ours: OutputObject, theirs: OutputObject) -> bool:
-    return (ours.key, ours.expected_md5) == (theirs.key, theirs.expected_md5) and (
-        not ours.bucket or not theirs.bucket or ours.bucket == theirs.bucket)
+def _unmatched(these: tuple[OutputObject, ...], those: tuple[OutputObject, ...]) -> set[OutputObject]:
+    """The objects of `these` that no object of `those` matches: same key and MD5, and the same
+    bucket where both name one. Indexed by key: a Segment or Snapshot job has thousands."""
+    by_key: dict[str, list[OutputObject]] = {}
+    for other in those:
+        by_key.setdefault(other.key, []).append(other)
+    return {one for one in these if not any(
+        one.expected_md5 == other.expected_md5 and (not one.bucket or not other.bucket or one.bucket == other.bucket)
+        for other in by_key.get(one.key, ()))}
 
 
 def _describe(objects: set[OutputObject]) -> str:

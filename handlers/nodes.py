@@ -43,6 +43,8 @@ def text(raw: Any, path: str) -> str:
         return ""
     if isinstance(raw, dict) and "#text" in raw:  # an element with attributes
         raw = raw["#text"]
+    elif isinstance(raw, dict) and raw and all(name.startswith("@") for name in raw):
+        return ""  # attributes only: an empty element
     if isinstance(raw, str):
         return _unicode(raw.strip(), path)
     if isinstance(raw, bool):

@@ -43,7 +43,8 @@ def expand(callback: Callback, lookup: Lookup, region: str, deadline: Deadline,
         if not wanted:
             break
         known.update(describe_jobs(lookup, bucket, region, wanted, deadline))
-    jobs = tuple(known.get(task.job_id) or _unknown(task) for task in tasks)
+    first_task = {task.job_id: task for task in reversed(tasks)}  # one job per id, however often named
+    jobs = tuple(known.get(job_id) or _unknown(first_task[job_id]) for job_id in ids)
     return Callback(callback.event_name, jobs, execution)
 
 

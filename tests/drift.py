@@ -36,7 +36,10 @@ def protected(path: tuple[str, ...]) -> bool:
 
 def load(body: bytes, fmt: str) -> Any:
     text = body.decode("utf-8-sig")
-    return xmltodict.parse(text)["Response"] if fmt == "xml" else json.loads(text)
+    if fmt == "xml":
+        return xmltodict.parse(text)["Response"]
+    doc = json.loads(text)
+    return doc["Response"] if set(doc) == {"Response"} else doc  # older JSON wraps the callback
 
 
 def dump(tree: Any, fmt: str) -> bytes:

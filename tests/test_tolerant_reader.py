@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import xmltodict
 
-from handlers.callback import output_objects, parse_callback
+from handlers.callback import all_outputs, output_objects, parse_callback
+from handlers.nodes import MalformedCallback
 from handlers.tags import JOB_TAG, VERIFY_TAG
 from localcloud.samples import ci_jobs
 from tests.conftest import http_event, invoke, md5
@@ -142,3 +143,116 @@ def test_a_workflow_without_bucket_and_any_bucket_allowed_is_left_to_the_sweep(e
     assert (status, result["jobs"]) == (200, [])
     assert emulator.requests == []
     assert any('"WARNING"' in line and "names no bucket" in line for line in log_lines)
+
+
+# --- found by a red-team pass over the tolerant reader -----------------------------------------
+
+OTHER = "other-1250000001"  # not in ALLOWED_BUCKETS
+A, B = b"bytes of a", b"bytes of b"
+
+
+def _cos_buckets(emulator) -> set[str]:
+    return {r.bucket for r in emulator.requests if r.service == "cos"}
+
+
+def _entries(body: bytes, entries: str) -> bytes:
+    text = body.decode()
+    start, end = text.index("<MediaResult>") + len("<MediaResult>"), text.index("</MediaResult>")
+    return (text[:start] + entries + text[end:]).encode()
+
+
+def _two_bucket_job(second_bucket: str) -> bytes:
+    place = f"<Bucket>{second_bucket}</Bucket><Region>{REGION}</Region>" if second_bucket else ""
+    body = job_xml(md5s=None, names=[]).replace(
+        f"<Input><BucketId>{BUCKET}</BucketId><Object>input/demo.mp3</Object><Region>{REGION}</Region></Input>"
+        .encode(), b"")
+    return _entries(body, f"<OutputFile><Bucket>{BUCKET}</Bucket><Region>{REGION}</Region><Md5Info><Md5>{md5(A)}"
+                          "</Md5><ObjectName>out/a</ObjectName></Md5Info></OutputFile>"
+                          f"<OutputFile>{place}<Md5Info><Md5>{md5(B)}</Md5><ObjectName>out/b</ObjectName>"
+                          "</Md5Info></OutputFile>")
+
+
+@pytest.mark.parametrize("actions", ["tag", "tag,move"])
+def test_cis_account_is_held_to_the_allow_lists_too(emulator, make_app, actions):
+    """A claim that leaves a bucket out must not let CI's account of the job name it for us."""
+    emulator.create_bucket(OTHER, region=REGION)
+    emulator.put_object(BUCKET, "out/a", A)
+    emulator.put_object(OTHER, "out/b", B)
+    emulator.register_job(BUCKET, xmltodict.parse(_two_bucket_job(OTHER))["Response"]["JobsDetail"])
+    app = make_app(VERIFY_WITH_CI="true", ACTION_VERIFIED=actions)
+    status, result, _ = invoke(app, http_event(_two_bucket_job("")))
+    assert status == 403 and OTHER in result["error"], result
+    assert OTHER not in _cos_buckets(emulator) and [r for r in emulator.requests if r.is_write] == []
+
+
+def test_a_placed_entry_wins_over_an_unplaced_one_whatever_the_order():
+    placed = (f"<OutputFile><Bucket>{BUCKET}</Bucket><Region>{REGION}</Region><Md5Info><Md5>{md5(A)}</Md5>"
+              "<ObjectName>out/a</ObjectName></Md5Info></OutputFile>")
+    unplaced = placed.replace(f"<Region>{REGION}</Region>", "")
+    body = job_xml(md5s=None, names=[]).replace(f"<Region>{REGION}</Region></Input>".encode(), b"</Input>")
+    for entries in (placed + unplaced, unplaced + placed):
+        (target,) = all_outputs(parse_callback(_entries(body, entries)).jobs_detail[0])
+        assert (target.bucket, target.region, target.expected_md5) == (BUCKET, REGION, md5(A))
+
+
+def test_two_md5s_for_one_key_conflict_even_when_one_entry_is_unplaced():
+    body = job_xml(md5s=None, names=[]).replace(f"<Region>{REGION}</Region></Input>".encode(), b"</Input>")
+    entries = (f"<OutputFile><Bucket>{BUCKET}</Bucket><Region>{REGION}</Region><Md5Info><Md5>{md5(A)}</Md5>"
+               "<ObjectName>out/a</ObjectName></Md5Info></OutputFile>"
+               f"<OutputFile><Bucket>{BUCKET}</Bucket><Md5Info><Md5>{md5(B)}</Md5>"
+               "<ObjectName>out/a</ObjectName></Md5Info></OutputFile>")
+    with pytest.raises(MalformedCallback, match="two different MD5s"):
+        parse_callback(_entries(body, entries))
+
+
+def _checks(log_lines) -> int:
+    return sum('"object checked"' in line for line in log_lines)
+
+
+def test_a_workflow_naming_one_job_many_times_processes_it_once(emulator, make_app, log_lines):
+    emulator.put_object(BUCKET, "out/a", A)
+    register(emulator, job_xml(md5s={"out/a": md5(A)}, names=["out/a"], tag="Transcode"))
+    tasks = "".join(f"<Tasks><Type>Transcode</Type><State>Success</State><JobId>{JOB}</JobId></Tasks>"
+                    for _ in range(50))
+    body = ("<Response><EventName>WorkflowFinish</EventName><WorkflowExecution><WorkflowId>w1</WorkflowId>"
+            f"<RunId>i1</RunId><State>Success</State><BucketId>{BUCKET}</BucketId>{tasks}</WorkflowExecution>"
+            "</Response>")
+    status, result, _ = invoke(make_app(DEFAULT_REGION=REGION), http_event(body))
+    assert status == 200 and [j["jobId"] for j in result["jobs"]] == [JOB]
+    assert _checks(log_lines) == 1  # 50 before: one check per task, all at once on one object
+
+
+def test_a_job_repeated_in_jobs_detail_is_processed_once(emulator, app, log_lines):
+    emulator.put_object(BUCKET, "out/a", A)
+    one = job_xml(md5s={"out/a": md5(A)}, names=["out/a"]).decode()
+    detail = one[one.index("<JobsDetail>"):one.index("</JobsDetail>") + len("</JobsDetail>")]
+    status, result, _ = invoke(app, http_event(one.replace(detail, detail * 5)))
+    assert status == 200 and [j["jobId"] for j in result["jobs"]] == [JOB]
+    assert _checks(log_lines) == 1
+
+
+def test_one_job_id_with_two_different_accounts_is_malformed():
+    one = job_xml(md5s={"out/a": md5(A)}, names=["out/a"]).decode()
+    detail = one[one.index("<JobsDetail>"):one.index("</JobsDetail>") + len("</JobsDetail>")]
+    with pytest.raises(MalformedCallback, match="twice"):
+        parse_callback(one.replace(detail, detail + detail.replace(md5(A), md5(B))).encode())
+
+
+@pytest.mark.parametrize("element", ['<Code a="1"/>', '<Message a="1"/>'])
+def test_an_element_with_only_attributes_reads_as_empty(element):
+    name = element[1:element.index(" ")]
+    body = job_xml(md5s=None, names=["out/a"]).replace(f"<{name}>".encode(), b"<Zz>", 1)
+    body = body.replace(f"</{name}>".encode(), b"</Zz>" + element.encode(), 1)
+    assert parse_callback(body).jobs_detail[0].job_id == JOB
+
+
+def test_comparing_with_cis_account_is_linear_in_the_outputs():
+    """5,000 outputs: the pairwise comparison took 3.5 s; by key it is milliseconds."""
+    import time
+
+    from handlers.ci import disagreement
+    names = [f"out/{i}.jpg" for i in range(5000)]
+    job = parse_callback(job_xml(md5s=None, names=names, tag="Snapshot")).jobs_detail[0]
+    started = time.perf_counter()
+    assert disagreement(job, job) is None
+    assert time.perf_counter() - started < 1.0
