@@ -118,6 +118,23 @@ def answer_from(data: Any) -> CiAnswer:
     return CiAnswer(jobs, frozenset(missing))
 
 
+def queue_page(data: Any) -> tuple[list[str], int]:
+    """The queue ids of one DescribeMediaQueues answer and its TotalCount (0 when absent).
+    Tencent's pages spell the id `QueueId`, and one published example `QueueID`: both are read."""
+    if not isinstance(data, dict):
+        return [], 0
+    ids = []
+    for entry in as_list(data.get("QueueList")):
+        queue_id = entry.get("QueueId") or entry.get("QueueID") if isinstance(entry, dict) else None
+        if isinstance(queue_id, str) and queue_id.strip():
+            ids.append(queue_id.strip())
+    try:
+        total = int(data.get("TotalCount") or 0)
+    except (TypeError, ValueError):
+        total = 0
+    return ids, total
+
+
 # --- the look-up --------------------------------------------------------------------------
 
 def confirmed(callback: Callback, lookup: Lookup, deadline: Deadline,
@@ -219,12 +236,8 @@ class CiJobs:
                 PageSize=str(QUEUE_PAGE_SIZE)))
             if data is None:
                 return queues  # no such bucket at CI: no queue
-            page = [entry.get("QueueId") for entry in as_list(data.get("QueueList")) if isinstance(entry, dict)]
-            queues.extend(q for q in page if isinstance(q, str) and q and q not in queues)
-            try:
-                total = int(data.get("TotalCount") or 0)
-            except (TypeError, ValueError):
-                total = 0
+            page, total = queue_page(data)
+            queues.extend(q for q in page if q not in queues)
             if not page or len(queues) >= total:
                 break
         return queues

@@ -12,7 +12,7 @@ import pytest
 from qcloud_cos.cos_comm import xml_to_dict
 
 from handlers.callback import all_outputs
-from handlers.ci import answer_from
+from handlers.ci import answer_from, queue_page
 from handlers.tags import JOB_TAG, VERIFY_TAG
 from tests.conftest import http_event, invoke
 from tests.corpus import CALLBACK_KINDS, RESPONSE_KINDS, entries, seed, seeded
@@ -66,3 +66,9 @@ def test_a_published_job_query_answer_is_read(payload):
     assert answer.jobs, "no job read"
     for job in answer.jobs.values():
         assert job.job_id and job.state
+
+
+@pytest.mark.parametrize("payload", entries("DescribeMediaQueues"), ids=lambda p: p.file)
+def test_a_published_queue_list_names_its_queues(payload):
+    ids, _ = queue_page(xml_to_dict(payload.body))
+    assert ids and all(ids)
