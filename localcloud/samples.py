@@ -16,6 +16,8 @@ from pathlib import Path
 
 import xmltodict
 
+from handlers.callback import parse_callback
+from handlers.ci import job_place
 from handlers.events import WORKER_KEY, worker_payload
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,16 +92,19 @@ def callback_bodies(event: dict) -> list[str]:
 
 
 def ci_jobs(event: dict) -> list[tuple[str, dict]]:
-    """(input bucket, JobsDetail) for every job a sample callback reports: what CI's job API
-    would answer for it, so the function's cross-check with CI finds each job as reported.
+    """(bucket, JobsDetail) for every job a sample callback reports: what CI's job API would
+    answer for it, in the bucket the function asks (the input's, or for a job without input the
+    one it wrote to), so the function's cross-check with CI finds each job as reported.
     A WorkflowFinish names jobs reported by the other samples, so it adds none."""
     jobs = []
     for body in callback_bodies(event):
         body = body.strip()
         doc = xmltodict.parse(body)["Response"] if body.startswith("<") else json.loads(body)
         details = doc.get("Response", doc).get("JobsDetail") or []
-        for detail in details if isinstance(details, list) else [details]:
-            jobs.append((detail["Input"]["BucketId"], detail))
+        details = details if isinstance(details, list) else [details]
+        parsed = parse_callback(body.encode()).jobs_detail if details else ()
+        for job, detail in zip(parsed, details, strict=True):
+            jobs.append((job_place(job)[0], detail))
     return jobs
 
 

@@ -13,7 +13,7 @@ from handlers.nodes import MalformedCallback
 from handlers.tags import JOB_TAG, VERIFY_TAG
 from localcloud.samples import ci_jobs
 from tests.conftest import http_event, invoke, md5
-from tests.samples import BUCKET, REGION, job_xml
+from tests.samples import BUCKET, FIXTURES, REGION, job_xml
 
 DATA = b"a transcoded video"
 JOB = "j0000000000000000000000000000001"
@@ -256,3 +256,10 @@ def test_comparing_with_cis_account_is_linear_in_the_outputs():
     started = time.perf_counter()
     assert disagreement(job, job) is None
     assert time.perf_counter() - started < 1.0
+
+
+def test_the_sample_tools_register_a_job_without_input_where_the_function_asks():
+    """localcloud.samples.ci_jobs raised KeyError('Input') on a Tts callback."""
+    body = (FIXTURES / "ci" / "taskfinish-tts-1.xml").read_text()
+    ((bucket, detail),) = ci_jobs({"body": body})
+    assert bucket == "test-123456789" and detail["Tag"] == "Tts"
