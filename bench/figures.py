@@ -55,7 +55,7 @@ def write_json(figures: Iterable[Figure], path: Path, machine: dict) -> None:
 
 
 def table(figures: Iterable[Figure]) -> str:
-    """A Markdown table: the same text goes to the terminal and into the README."""
+    """A Markdown table: the same text goes to the terminal and into docs/performance.md."""
     rows = [("figure", "value", "compared with", "ratio", "target", "")]
     for f in figures:
         verdict = {True: "met", False: "**not met**", None: ""}[f.met]
