@@ -101,13 +101,13 @@ def tag(check: Check, job_id: str, read_tags: TagReader, store: InPlaceTagger, d
             return ObjectResult(check, actions=("tag-skipped" if plan.skipped else "tagged",),
                                 notes=(plan.skipped,) if plan.skipped else ())
         tags, ours = plan.tags, our_tags(check.verdict, job_id)
-        retrying(lambda: store.put_tags(target, tags), deadline)
-        # The version checked may have been replaced before our write landed: then our tags
-        # sit on bytes nobody checked. Only a HEAD after the write can tell.
+        write_tags(store, target, tags, ours, deadline)
+        # The version checked may have been replaced before our writes landed: then our tags
+        # sit on bytes nobody checked. Only a HEAD after the last write can tell (a version
+        # written after it starts with no tags).
         now = retrying(lambda: store.head(target), deadline)
         if now is None or check.state is None or now.etag != check.state.etag:
             return _superseded(check, now, ours, store, deadline)
-        read_back(store, target, tags, ours, deadline)
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging failed: {exc}")
     return ObjectResult(check, actions=("tagged",))

@@ -104,6 +104,6 @@ def confirmed_for_reports(callback: Callback, lookup: Lookup, prefix: str, deadl
         problem = report_disagreement(job, reported.get(job.job_id))
         if problem:
             raise JobNotConfirmed(problem)
-    ids = {job.job_id for job in pending}
-    return Callback(callback.event_name, tuple(reported[job.job_id] if job.job_id in ids else job
+    replaced = {job.job_id for job in pending}
+    return Callback(callback.event_name, tuple(reported[job.job_id] if job.job_id in replaced else job
                                                for job in callback.jobs_detail), callback.workflow_execution)

@@ -30,6 +30,7 @@ class Mover(Inspector, Protocol):
     def delete(self, target: OutputObject) -> None: ...
     def tags(self, target: OutputObject) -> dict[str, str] | None: ...
     def put_tags(self, target: OutputObject, tags: Mapping[str, str]) -> None: ...
+    def delete_tags(self, target: OutputObject) -> None: ...
 
 
 def destination_for(target: OutputObject, verdict: Verdict, job_id: str, settings: Settings) -> OutputObject:
@@ -94,7 +95,8 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
         carried = step(lambda: store.tags(source)) or {}
         # A destination that already held these bytes (a replay after an interrupted move, a
         # later job with identical output) keeps its own tags: a user may have set them.
-        there = (step(lambda: store.tags(dest)) or {}) if present is not None else {}
+        found: dict[str, str] | None = step(lambda: store.tags(dest)) if present is not None else None
+        there = found or {}
         wanted, dropped = destination_tags(there, carried)
         notes.extend([dropped] if dropped else [])
         ours: dict[str, str] = {}

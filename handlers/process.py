@@ -1,8 +1,10 @@
 """Run a callback's jobs: check every output in parallel, act on the verdicts, sum up.
 
-Per object the critical path is two round trips: HEAD (with the tag read beside it), then
-the tag write. Content hashing adds one streamed GET only when the ETag cannot decide; a
-move adds its own steps (handlers/moves.py).
+Per object the critical path is four round trips: HEAD (with the tag read beside it), the
+tag write, the tag read-back that catches a concurrent writer, and the HEAD that proves the
+tags landed on the version checked (handlers/actions.py: COS has no conditional tagging).
+Content hashing adds one streamed GET (and a fresh tag read) only when the ETag cannot
+decide; a move adds its own steps (handlers/moves.py).
 """
 from __future__ import annotations
 

@@ -3,12 +3,19 @@ emulator before it was closed. Races are staged with the emulator's delay faults
 that watches its request log."""
 from __future__ import annotations
 
+import importlib
 import json
+import socket
+import sys
+import threading
+import time
+from urllib.parse import urlsplit
 
 import pytest
 import xmltodict
 
-from tests.conftest import http_event, invoke, md5
+from handlers.tags import JOB_TAG, VERIFY_TAG
+from tests.conftest import function_env, http_event, invoke, md5
 from tests.samples import BUCKET, job_xml
 
 JOB = "j0000000000000000000000000000001"
@@ -59,14 +66,12 @@ def test_a_failed_job_ci_confirms_gets_a_report_in_cis_words(emulator, make_app)
     assert status == 200 and body["jobs"][0]["outcome"] == "failed-job"
     report = json.loads(emulator.object_bytes(BUCKET, REPORT))
     assert (report["code"], report["message"]) == ("InvalidInput", "no audio stream")
-    assert [r.service for r in emulator.requests][0] == "ci"
+    assert emulator.requests[0].service == "ci"
 
 
 # --- 9. a destination equal to the source ---------------------------------------------------
 
 def load_index(monkeypatch, env: dict[str, str]):
-    import importlib
-    import sys
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     sys.modules.pop("index", None)
@@ -74,7 +79,6 @@ def load_index(monkeypatch, env: dict[str, str]):
 
 
 def test_a_move_onto_the_source_itself_is_refused_at_cold_start(emulator, monkeypatch):
-    from tests.conftest import function_env
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     env = function_env(emulator, ACTION_VERIFIED="tag,move", VERIFIED_BUCKET=BUCKET, VERIFIED_PREFIX="")
     index = load_index(monkeypatch, env)
@@ -88,7 +92,6 @@ def test_a_move_onto_the_source_itself_is_refused_at_cold_start(emulator, monkey
 
 @pytest.mark.parametrize("via", ["http", "queue"])
 def test_an_object_already_at_its_destination_is_tagged_in_place(emulator, make_app, via):
-    from handlers.tags import JOB_TAG, VERIFY_TAG
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     emulator.set_tags(BUCKET, "out/a.mp3", {"team": "audio"})
     # ALLOWED_BUCKETS=*: whether CI writes into VERIFIED_BUCKET cannot be known at cold start.
@@ -117,7 +120,6 @@ FUNCTION = {"function_name": "ci-callback-verifier", "namespace": "default", "fu
 @pytest.fixture
 def silent_scf():
     """An SCF endpoint that accepts connections and never answers."""
-    import socket
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(16)
@@ -126,7 +128,6 @@ def silent_scf():
 
 
 def test_a_silent_scf_endpoint_gets_503_within_the_deadline(emulator, make_app, silent_scf):
-    import time
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     app = make_app(DISPATCH="async", SCF_ENDPOINT=silent_scf, DEFAULT_REGION="ap-chongqing")
     started = time.monotonic()
@@ -139,7 +140,6 @@ def test_a_silent_scf_endpoint_gets_503_within_the_deadline(emulator, make_app, 
 
 
 def test_a_silent_scf_endpoint_falls_back_to_inline_when_time_remains(emulator, make_app, silent_scf):
-    import time
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     app = make_app(DISPATCH="async", SCF_ENDPOINT=silent_scf, DEFAULT_REGION="ap-chongqing")
     started = time.monotonic()
@@ -157,9 +157,6 @@ class ThrottlingProxy:
     a slow body stream, as from a far region or a small function's share of the network."""
 
     def __init__(self, upstream: str, rate: int):
-        import socket
-        import threading
-        from urllib.parse import urlsplit
         parts = urlsplit(upstream)
         self._upstream = (parts.hostname, parts.port)
         self._rate = rate
@@ -171,8 +168,6 @@ class ThrottlingProxy:
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
-        import socket
-        import threading
         while not self._closed:
             try:
                 client, _ = self._server.accept()
@@ -184,7 +179,6 @@ class ThrottlingProxy:
 
     @staticmethod
     def _pump(source, sink, rate) -> None:
-        import time
         slice_bytes = 16 * 1024
         try:
             while data := source.recv(slice_bytes):
@@ -220,7 +214,6 @@ def test_a_hash_that_cannot_finish_in_time_is_not_started(emulator, make_app):
 
 
 def test_hashing_stops_at_the_deadline(emulator, make_app):
-    import time
     data = bytes(range(256)) * (64 * 1024)  # 16 MiB in parts, sent at 4 MiB/s: 4 s
     emulator.put_object(BUCKET, "out/big.wav", data, part_size=4 << 20)
     proxy = ThrottlingProxy(emulator.endpoint, 4 << 20)
@@ -246,7 +239,6 @@ MOVE_FAILED = {"ACTION_FAILED": "tag,move"}
 
 
 def test_a_missing_output_is_missing_and_another_jobs_quarantined_object_is_untouched(emulator, make_app):
-    from handlers.tags import JOB_TAG, VERIFY_TAG
     emulator.put_object(BUCKET, "out/a.mp3", b"corrupt")
     app = make_app(**MOVE_FAILED)
     first = job_xml(md5s={"out/a.mp3": md5(b"good")}, names=["out/a.mp3"])
@@ -280,7 +272,6 @@ def test_a_job_id_template_proves_an_earlier_move_without_tags(emulator, make_ap
 
 
 def test_another_jobs_verified_object_with_the_same_bytes_is_not_claimed(emulator, make_app):
-    from handlers.tags import JOB_TAG, VERIFY_TAG
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     app = make_app(ACTION_VERIFIED="tag,move")
     invoke(app, http_event(job_xml(md5s={"out/a.mp3": md5(VOICE)}, names=["out/a.mp3"])))
@@ -292,11 +283,9 @@ def test_another_jobs_verified_object_with_the_same_bytes_is_not_claimed(emulato
 
 # --- 3. a user's tag added while an object is checked is kept ---------------------------------
 
-def when(emulator, seen, then) -> "threading.Thread":
+def when(emulator, seen, then) -> threading.Thread:
     """Run `then` in a thread as soon as a request `seen(record)` has been answered (or is
     being answered: the emulator logs a request just before it sends the answer)."""
-    import threading
-    import time
 
     def watch():
         deadline = time.monotonic() + 10
@@ -312,7 +301,6 @@ def when(emulator, seen, then) -> "threading.Thread":
 
 
 def test_a_users_tag_added_while_the_object_is_hashed_is_kept(emulator, make_app):
-    from handlers.tags import JOB_TAG, VERIFY_TAG
     data = bytes(range(256)) * 8192  # 2 MiB in parts: only its content can verify it
     emulator.put_object(BUCKET, "out/a.wav", data, part_size=1 << 20)
     emulator.add_fault(method="GET", key="out/a.wav", query="!", delay=0.4)  # a hash that takes a while
@@ -325,7 +313,6 @@ def test_a_users_tag_added_while_the_object_is_hashed_is_kept(emulator, make_app
 
 
 def test_our_tags_dropped_by_a_concurrent_writer_are_merged_back(emulator, make_app):
-    from handlers.tags import JOB_TAG, VERIFY_TAG
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     # A user's tool read the tags (none) before our write and writes its own set after it.
     emulator.add_fault(method="GET", key="out/a.mp3", query="tagging", delay=0.3, times=None)
@@ -341,7 +328,6 @@ def test_our_tags_dropped_by_a_concurrent_writer_are_merged_back(emulator, make_
 
 @pytest.mark.parametrize("tagging", ["tag,move", "move"])
 def test_a_move_onto_the_same_bytes_keeps_the_destinations_tags(emulator, make_app, tagging):
-    from handlers.tags import JOB_TAG, VERIFY_TAG
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     emulator.set_tags(BUCKET, "out/a.mp3", {"origin": "ci"})
     emulator.put_object(BUCKET, "verified/out/a.mp3", VOICE)  # a replay after an interrupted move
