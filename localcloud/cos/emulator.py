@@ -53,6 +53,7 @@ class CosEmulator(BackgroundServer):
         root: str | PathLike | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        bandwidth_per_connection: int | None = None,
     ):
         self._own_root = root is None
         self._root = Path(tempfile.mkdtemp(prefix="cos-emulator-")) if root is None else Path(root)
@@ -64,6 +65,7 @@ class CosEmulator(BackgroundServer):
             credentials=Credentials(secret_id, secret_key, token),
             cos=CosApi(self._store), ci=CiApi(self._jobs), faults=self._faults, log=self._log,
         )
+        self.limit_bandwidth(bandwidth_per_connection)
         super().__init__((host, port))
 
     # ------------------------------------------------------------- lifecycle
@@ -159,6 +161,19 @@ class CosEmulator(BackgroundServer):
     def load_jobs(self, path: str | PathLike) -> int:
         return self._jobs.load(path)
 
+    # ------------------------------------------------------------ bandwidth
+
+    def limit_bandwidth(self, per_connection: int | None) -> None:
+        """Send every object body at most `per_connection` bytes per second on each connection
+        (None: no limit), as an object store limits each connection (see server.Services)."""
+        if per_connection is not None and per_connection < 1:
+            raise ValueError("per_connection must be a positive number of bytes per second, or None")
+        self._services.bandwidth_per_connection = per_connection
+
+    @property
+    def bandwidth_per_connection(self) -> int | None:
+        return self._services.bandwidth_per_connection
+
     # ---------------------------------------------------------------- faults
 
     def add_fault(
@@ -174,10 +189,11 @@ class CosEmulator(BackgroundServer):
         truncate: int | None = None,
         copy_error_body: bool = False,
         times: int | None = 1,
+        byte_range: str | None = None,
     ) -> Fault:
         return self._faults.add(Fault(
             method=method, key=key, query=query, service=service, status=status, code=code, delay=delay,
-            reset=reset, truncate=truncate, copy_error_body=copy_error_body, times=times,
+            reset=reset, truncate=truncate, copy_error_body=copy_error_body, times=times, byte_range=byte_range,
         ))
 
     def clear_faults(self) -> None:

@@ -1,5 +1,8 @@
 """Fault injection and the request log.
 
+`reset` with `truncate` sends that many bytes of the body, then resets the connection (a
+transfer cut mid-way); `reset` alone resets it before any answer.
+
 A fault is consumed (its `hits` grows, `remaining` shrinks) when a request matches it,
 whether or not its action turns out to apply to that request (a `truncate` fault on a
 request that answers an error simply does nothing).
@@ -33,6 +36,8 @@ class Fault:
     truncate: int | None = None
     copy_error_body: bool = False
     times: int | None = 1
+    # The request's Range header, exactly ("bytes=0-8388607"); "!" for requests without one.
+    byte_range: str | None = None
     hits: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -58,7 +63,10 @@ class Fault:
     def answers_error(self) -> bool:
         return self.status is not None
 
-    def matches(self, service: str, method: str, key: str, query: Mapping[str, str]) -> bool:
+    def matches(self, service: str, method: str, key: str, query: Mapping[str, str],
+                byte_range: str | None = None) -> bool:
+        if self.byte_range is not None and self.byte_range != (byte_range or NO_QUERY):
+            return False
         if self.service is not None and self.service != service:
             return False
         if self.method is not None and self.method != method:
@@ -86,11 +94,12 @@ class FaultInjector:
         with self._lock:
             self._faults.clear()
 
-    def take(self, service: str, method: str, key: str, query: Mapping[str, str]) -> Fault | None:
+    def take(self, service: str, method: str, key: str, query: Mapping[str, str],
+             byte_range: str | None = None) -> Fault | None:
         """The first live fault matching the request, counting the request against it."""
         with self._lock:
             for fault in self._faults:
-                if fault.remaining != 0 and fault.matches(service, method, key, query):
+                if fault.remaining != 0 and fault.matches(service, method, key, query, byte_range):
                     fault.hits += 1
                     return fault
         return None

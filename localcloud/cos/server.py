@@ -36,6 +36,13 @@ class Services:
     ci: CiApi
     faults: FaultInjector
     log: RequestLog
+    # Bytes per second each connection's object bodies are sent at (None: as fast as possible).
+    # An object store limits each connection, not the client: COS's own single-connection
+    # limit (x-cos-traffic-limit, https://cloud.tencent.com/document/product/436/40140, English
+    # https://www.tencentcloud.com/document/product/436/34072) and the share of a link one TCP
+    # stream gets. Several connections then read faster than one, which is what ranged
+    # parallel reads are for.
+    bandwidth_per_connection: int | None = None
 
 
 class EmulatorHttpServer(LocalHTTPServer):
@@ -117,12 +124,13 @@ class RequestHandler(TrackedRequestHandler):
     def _take_fault(self, request: Request) -> Fault | None:
         if not request.service:
             return None
-        return self.server.services.faults.take(request.service, request.method, request.key, request.query)
+        return self.server.services.faults.take(request.service, request.method, request.key, request.query,
+                                                request.header("Range"))
 
     def _process(self, request: Request, fault: Fault | None, record: Callable[[int], None]) -> None:
         if fault is not None and fault.delay:
             time.sleep(fault.delay)
-        if fault is not None and fault.reset:
+        if fault is not None and fault.reset and fault.truncate is None:
             record(0)
             self._reset_connection()
             return
@@ -135,6 +143,8 @@ class RequestHandler(TrackedRequestHandler):
             self._drain(request)
             record(response.status)
             self._send(request, response, fault.truncate if fault is not None else None)
+            if fault is not None and fault.reset:
+                self._reset_connection()  # `truncate` bytes of the body went out: a reset mid-transfer
         except OSError:
             self.close_connection = True
         finally:
@@ -203,8 +213,28 @@ class RequestHandler(TrackedRequestHandler):
         if truncate is not None and truncate < length:
             length = truncate
             self.close_connection = True  # the client then sees the body end early
-        if length > 0:  # socket.sendfile refuses a count of 0: an empty object has nothing to send
+        if length <= 0:  # socket.sendfile refuses a count of 0: an empty object has nothing to send
+            return
+        rate = self.server.services.bandwidth_per_connection
+        if not rate:
             self.connection.sendfile(response.stream, response.stream_offset, length)
+            return
+        self._send_paced(response, length, rate)
+
+    def _send_paced(self, response: Response, length: int, rate: int) -> None:
+        """The body at `rate` bytes per second: small slices, each sent once the slices before
+        it have had their time (so the average holds, not just each slice's)."""
+        self.wfile.flush()
+        slice_bytes = max(16 * 1024, min(256 * 1024, rate // 100))
+        started = time.monotonic()
+        sent = 0
+        while sent < length:
+            count = min(slice_bytes, length - sent)
+            self.connection.sendfile(response.stream, response.stream_offset + sent, count)
+            sent += count
+            wait = started + sent / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
 
     def _reset_connection(self) -> None:
         """Drop the connection with a TCP RST and no response at all."""
