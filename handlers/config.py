@@ -82,6 +82,9 @@ class Settings:
     multipart_copy_bytes: int = 5 << 30  # COS copies at most 5 GB in one request
     copy_part_bytes: int = 512 << 20
     hash_mib_per_second: int = 20  # a conservative content-hashing speed, to judge what fits the time left
+    parallel_read_bytes: int = 32 << 20  # objects this large or larger are read as ranges in parallel
+    read_part_bytes: int = 8 << 20
+    read_connections: int = 4
     concurrency: int = 16
     max_body_bytes: int = 1 << 20
     cos_timeout: float = 10.0
@@ -156,6 +159,9 @@ class Settings:
             multipart_copy_bytes=_integer(env, "MULTIPART_COPY_THRESHOLD_MB", 5120, 2, 5120) << 20,
             copy_part_bytes=_integer(env, "COPY_PART_MB", 512, 1, 5120) << 20,
             hash_mib_per_second=_integer(env, "HASH_MIB_PER_SECOND", 20, 1, 100_000),
+            parallel_read_bytes=_integer(env, "PARALLEL_READ_MIN_MB", 32, 1, 5 << 20) << 20,
+            read_part_bytes=_integer(env, "READ_PART_MB", 8, 1, 256) << 20,
+            read_connections=_integer(env, "READ_CONNECTIONS", 4, 1, 32),
             concurrency=_integer(env, "CONCURRENCY", 16, 1, MAX_CONCURRENCY),
             max_body_bytes=_integer(env, "MAX_BODY_BYTES", 1 << 20, 1024, 64 << 20),
             cos_timeout=float(_integer(env, "COS_TIMEOUT_SECONDS", 10, 1, 300)),

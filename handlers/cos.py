@@ -11,7 +11,7 @@ import os
 import queue
 import threading
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -20,9 +20,10 @@ from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from handlers.config import Settings
-from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline
+from handlers.deadline import LOCAL_BUDGET_SECONDS, MIN_ATTEMPT_SECONDS, Deadline
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import ObjectState, OutputObject
+from handlers.ranged import RangedRead, ranged_md5
 from handlers.verify import out_of_time
 
 CHUNK_BYTES = 1 << 20
@@ -43,7 +44,9 @@ class Clients:
         self._settings = settings
         self._session = requests.Session()
         _read_environment_once(self._session)
-        pool = settings.concurrency * 2 + 4  # object checks and tag reads run side by side
+        # Object checks and tag reads run side by side, and a big object's check reads on
+        # READ_CONNECTIONS connections of its own: a connection for each keeps them all alive.
+        pool = settings.concurrency * (1 + settings.read_connections) + 4
         adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=pool)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -112,8 +115,12 @@ class ObjectStore:
             raise _translate(exc, "HEAD", target) from None
         return _state(headers)
 
-    def content_md5(self, target: OutputObject, etag: str) -> str:
-        """Stream the object through MD5; If-Match pins the version the HEAD saw."""
+    def content_md5(self, target: OutputObject, etag: str, size: int = -1) -> str:
+        """Stream the object through MD5; If-Match pins the version the HEAD saw. An object of
+        PARALLEL_READ_MIN_MB or more (`size`, from that HEAD) is read as ranges in parallel."""
+        s = self._settings
+        if size >= s.parallel_read_bytes and size > s.read_part_bytes and s.read_connections > 1:
+            return self._ranged_md5(target, etag, size)
         try:
             response = self._cos(target.region).get_object(
                 Bucket=target.bucket, Key=target.key, IfMatch=f'"{etag}"')
@@ -143,6 +150,44 @@ class ObjectStore:
         if expected >= 0 and received != expected:
             raise TransientError(f"GET {target.key}: got {received} of {expected} bytes")
         return md5
+
+    def _ranged_md5(self, target: OutputObject, etag: str, size: int) -> str:
+        plan = RangedRead(size, self._settings.read_part_bytes, self._settings.read_connections)
+        deadline = self._deadline or Deadline.after(LOCAL_BUDGET_SECONDS)
+        return ranged_md5(plan, lambda first, last: self._range(target, etag, first, last), deadline,
+                          lambda hashed: out_of_time(size, f"{hashed} hashed when the invocation's time ran out"))
+
+    def _range(self, target: OutputObject, etag: str, first: int, last: int) -> Generator[bytes, None, None]:
+        """Bytes first..last of the version with `etag`. A 412 (or 404) means the object was
+        rewritten (or deleted) during the read: PreconditionFailed, never retried here, as the
+        bytes already hashed belong to another version."""
+        where = f"GET {target.bucket}/{target.key} bytes {first}-{last}"
+        try:
+            response = self._cos(target.region).get_object(
+                Bucket=target.bucket, Key=target.key, Range=f"bytes={first}-{last}", IfMatch=f'"{etag}"')
+        except (CosServiceError, CosClientError) as exc:
+            if _status(exc) in (404, 412):
+                raise PreconditionFailed(f"{where}: {_status(exc)}: the object changed while it was read; "
+                                         "it is decided on a later try") from None
+            raise _translate(exc, "GET", target) from None
+        stream = response["Body"].get_raw_stream()
+        received, complete = 0, False
+        try:
+            if int(response.get("Content-Length", -1)) != last - first + 1:
+                raise TransientError(f"{where}: answered {response.get('Content-Length')} bytes")
+            for chunk in _chunks(stream):
+                received += len(chunk)
+                yield chunk
+            complete = True
+        except TransientError:
+            raise
+        except GeneratorExit:
+            raise
+        except Exception as exc:  # urllib3/requests raise many types for a broken stream
+            raise TransientError(f"{where}: the body stream failed after {received} bytes: {exc}") from None
+        finally:
+            if not complete:
+                stream.close()  # the rest is never read: the connection cannot be reused
 
     def tags(self, target: OutputObject) -> dict[str, str] | None:
         """The object's tags, or None when the object does not exist."""

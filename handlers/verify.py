@@ -23,7 +23,7 @@ _ADVICE = ("raise the function's timeout (up to 900 s; with DISPATCH=async CI's 
 
 class Inspector(Protocol):
     def head(self, target: OutputObject) -> ObjectState | None: ...
-    def content_md5(self, target: OutputObject, etag: str) -> str: ...
+    def content_md5(self, target: OutputObject, etag: str, size: int = -1) -> str: ...
 
 
 def decide_without_content(target: OutputObject, state: ObjectState | None, mode: str) -> Check | None:
@@ -74,7 +74,7 @@ def check_object(target: OutputObject, store: Inspector, mode: str, job_end: dat
         too_long = hash_time_problem(state.size, deadline.remaining(), hash_mib_per_second)
         if too_long is not None:
             return Check(target, Verdict.ERROR, Method.NONE, too_long, state)
-        return decide_by_content(target, state, store.content_md5(target, state.etag), job_end)
+        return decide_by_content(target, state, store.content_md5(target, state.etag, state.size), job_end)
 
     try:
         return retrying(inspect, deadline)

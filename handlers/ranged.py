@@ -1,0 +1,150 @@
+"""One MD5 over an object read as byte ranges on several connections at once.
+
+One connection to an object store is usually far slower than MD5 (the store limits each
+connection; a TCP stream gets a share of the link), so a big object is read as ranges over
+`connections` connections, the way s5cmd and AWS CRT's S3 client read, and the ranges are
+fed to MD5 strictly in order by the calling thread. A range that fails is read again alone,
+within the invocation's time. At most `connections` ranges are held at any moment (read, being
+read, or waiting for their turn): memory is bounded by connections × part size, whatever the
+object's size. The requests themselves are the caller's (`read_range`, the COS adapter's).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+
+from handlers.deadline import Deadline, retrying
+from handlers.errors import TransientError
+
+# read_range(first, last) yields the bytes first..last (inclusive) of the pinned version, and
+# raises TransientError (worth reading that range again) or StorageError (the read is over:
+# PreconditionFailed when the object changed). Closing the generator ends its request.
+RangeReader = Callable[[int, int], Generator[bytes, None, None]]
+
+
+class OutOfTime(TransientError):
+    """The invocation's time ran out during the read."""
+
+
+@dataclass(frozen=True)
+class RangedRead:
+    size: int
+    part_bytes: int
+    connections: int
+
+    @property
+    def parts(self) -> int:
+        return max(1, -(-self.size // self.part_bytes))
+
+    def bounds(self, index: int) -> tuple[int, int]:
+        first = index * self.part_bytes
+        return first, min(first + self.part_bytes, self.size) - 1
+
+
+class _Stopped(Exception):
+    """Another range failed: this one is not worth finishing."""
+
+
+class _Window:
+    """Which range is read next, the ranges read and waiting to be hashed, and the first failure."""
+
+    def __init__(self, plan: RangedRead):
+        self.plan = plan
+        self.changed = threading.Condition()
+        self.next_to_read = 0
+        self.next_to_hash = 0
+        self.ready: dict[int, list[bytes]] = {}
+        self.failure: BaseException | None = None
+
+    def claim(self) -> int | None:
+        """The next range to read, once fewer than `connections` are held; None when all are claimed."""
+        with self.changed:
+            while (self.failure is None and self.next_to_read < self.plan.parts
+                   and self.next_to_read >= self.next_to_hash + self.plan.connections):
+                self.changed.wait()
+            if self.failure is not None or self.next_to_read >= self.plan.parts:
+                return None
+            index = self.next_to_read
+            self.next_to_read += 1
+            return index
+
+    def deliver(self, index: int, chunks: list[bytes]) -> None:
+        with self.changed:
+            self.ready[index] = chunks
+            self.changed.notify_all()
+
+    def fail(self, failure: BaseException) -> None:
+        with self.changed:
+            if self.failure is None:
+                self.failure = failure
+            self.changed.notify_all()
+
+    def take(self, index: int) -> list[bytes]:
+        with self.changed:
+            while index not in self.ready and self.failure is None:
+                self.changed.wait()
+            if self.failure is not None:
+                raise self.failure
+            return self.ready.pop(index)
+
+    def hashed(self, index: int) -> None:
+        with self.changed:
+            self.next_to_hash = index + 1
+            self.changed.notify_all()
+
+
+def ranged_md5(plan: RangedRead, read_range: RangeReader, deadline: Deadline,
+               out_of_time: Callable[[int], str]) -> str:
+    """The MD5 of the object's `plan.size` bytes. `out_of_time(bytes_hashed)` words the error
+    raised (OutOfTime) when the deadline passes before the last byte."""
+    window = _Window(plan)
+    hashed = [0]
+
+    def read_part(index: int) -> list[bytes]:
+        first, last = plan.bounds(index)
+        chunks: list[bytes] = []
+        received = 0
+        reader = read_range(first, last)
+        try:
+            for chunk in reader:
+                if window.failure is not None:
+                    raise _Stopped
+                if deadline.remaining() <= 0:
+                    raise OutOfTime(out_of_time(hashed[0]))
+                chunks.append(chunk)
+                received += len(chunk)
+        finally:
+            reader.close()
+        if received != last - first + 1:
+            raise TransientError(f"bytes {first}-{last}: got {received} of {last - first + 1}")
+        return chunks
+
+    def work() -> None:
+        try:
+            while (index := window.claim()) is not None:
+                window.deliver(index, retrying(functools.partial(read_part, index), deadline))
+        except _Stopped:
+            pass
+        except BaseException as exc:  # handed to the hashing thread, which raises it
+            window.fail(exc)
+
+    workers = [threading.Thread(target=work, name=f"range-read-{n}", daemon=True)
+               for n in range(min(plan.connections, plan.parts))]
+    for worker in workers:
+        worker.start()
+    digest = hashlib.md5()
+    try:
+        for index in range(plan.parts):
+            for chunk in window.take(index):
+                digest.update(chunk)
+                hashed[0] += len(chunk)
+            window.hashed(index)
+    except BaseException as exc:
+        window.fail(exc)  # the others stop at their next chunk; their requests are closed
+        raise
+    for worker in workers:
+        worker.join()
+    return digest.hexdigest()
