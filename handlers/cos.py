@@ -10,6 +10,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import urllib.request
 from collections.abc import Generator, Iterator, Mapping
 from email.utils import parsedate_to_datetime
@@ -24,6 +25,7 @@ from handlers.deadline import LOCAL_BUDGET_SECONDS, MIN_ATTEMPT_SECONDS, Deadlin
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import ObjectState, OutputObject
 from handlers.ranged import RangedRead, ranged_md5
+from handlers.throughput import HashEstimate, HashThroughput
 from handlers.verify import out_of_time
 
 CHUNK_BYTES = 1 << 20
@@ -94,14 +96,26 @@ class Clients:
 class ObjectStore:
     """What verification and actions need from COS, nothing more."""
 
-    def __init__(self, clients: Clients, settings: Settings, deadline: Deadline | None = None):
+    def __init__(self, clients: Clients, settings: Settings, deadline: Deadline | None = None,
+                 throughput: HashThroughput | None = None):
         self._clients = clients
         self._settings = settings
         self._deadline = deadline
+        # Shared by every bound copy: what the container's reads achieved, for planning the next.
+        self._throughput = throughput or HashThroughput(settings.hash_mib_per_second)
 
     def bound(self, deadline: Deadline) -> ObjectStore:
         """The same store, with every request's timeout capped by the time the invocation has left."""
-        return ObjectStore(self._clients, self._settings, deadline)
+        return ObjectStore(self._clients, self._settings, deadline, self._throughput)
+
+    def _read_kind(self, size: int) -> str:
+        s = self._settings
+        ranged = size >= s.parallel_read_bytes and size > s.read_part_bytes and s.read_connections > 1
+        return "ranged" if ranged else "single"
+
+    def hash_estimate(self, size: int) -> HashEstimate:
+        """How long hashing `size` bytes is expected to take, from what this container measured."""
+        return self._throughput.estimate(size, self._read_kind(size))
 
     def _cos(self, region: str) -> CosS3Client:
         return self._clients.cos(region, self._deadline)
@@ -118,9 +132,14 @@ class ObjectStore:
     def content_md5(self, target: OutputObject, etag: str, size: int = -1) -> str:
         """Stream the object through MD5; If-Match pins the version the HEAD saw. An object of
         PARALLEL_READ_MIN_MB or more (`size`, from that HEAD) is read as ranges in parallel."""
-        s = self._settings
-        if size >= s.parallel_read_bytes and size > s.read_part_bytes and s.read_connections > 1:
-            return self._ranged_md5(target, etag, size)
+        kind = self._read_kind(size)
+        started = time.monotonic()
+        md5 = self._ranged_md5(target, etag, size) if kind == "ranged" else self._streamed_md5(target, etag)
+        if size >= 0:
+            self._throughput.record(size, time.monotonic() - started, kind)
+        return md5
+
+    def _streamed_md5(self, target: OutputObject, etag: str) -> str:
         try:
             response = self._cos(target.region).get_object(
                 Bucket=target.bucket, Key=target.key, IfMatch=f'"{etag}"')

@@ -25,6 +25,7 @@ MIN_ATTEMPT_SECONDS = 0.5
 @dataclass(frozen=True)
 class Deadline:
     at: float  # time.monotonic() value
+    budget: float | None = None  # seconds the whole invocation had to work in (its time limit, less the reserve)
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any] | None, started: float | None = None) -> Deadline:
@@ -33,7 +34,8 @@ class Deadline:
             budget = float((context or {}).get("time_limit_in_ms")) / 1000.0  # type: ignore[arg-type]
         except (TypeError, ValueError):  # absent or not a number: a local run
             budget = LOCAL_BUDGET_SECONDS
-        return cls(started + max(budget - RESERVE_SECONDS, 0.5))
+        usable = max(budget - RESERVE_SECONDS, 0.5)
+        return cls(started + usable, usable)
 
     @classmethod
     def after(cls, seconds: float) -> Deadline:

@@ -211,6 +211,7 @@ class Check:
     reason: str = ""
     state: ObjectState | None = None
     content_md5: str | None = None  # when the content was hashed
+    too_large: bool = False  # not hashed: it takes longer than any invocation of this configuration has
 
 
 @dataclass(frozen=True)

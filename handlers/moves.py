@@ -149,7 +149,7 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
     # The verified destination must hash to CI's MD5; the quarantine must hash to anything else.
     probe = OutputObject(dest.bucket, dest.region, dest.key, target.expected_md5)
     mode = "auto" if verdict is Verdict.VERIFIED else "full"
-    found = check_object(probe, store, mode, None, deadline, settings.hash_mib_per_second)
+    found = check_object(probe, store, mode, None, deadline)
     if found.verdict is not verdict:
         return None
     check = Check(target, verdict, found.method, found.reason, found.state, found.content_md5)

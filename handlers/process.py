@@ -71,7 +71,7 @@ class Processor:
             tags = self._tag_reads.submit(
                 retrying, lambda: store.tags(target), deadline)
         end = job.end_time
-        check = check_object(target, store, settings.verify_mode, end, deadline, settings.hash_mib_per_second)
+        check = check_object(target, store, settings.verify_mode, end, deadline)
         if check.verdict is Verdict.MISSING and target.expected_md5 is not None:
             moved = find_moved(target, job.job_id, store, settings, deadline)
             if moved is not None:

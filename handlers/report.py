@@ -31,6 +31,8 @@ def object_entry(result: ObjectResult) -> dict[str, Any]:
     reasons = [r for r in (check.reason, *result.notes, result.error) if r]
     if reasons:
         entry["reason"] = "; ".join(reasons)
+    if check.too_large:
+        entry["tooLarge"] = True  # no retry hashes it: the timeout or VERIFY_MODE must change
     return entry
 
 

@@ -56,7 +56,10 @@ class SweepReport:
         return {"listed": self.listed, "queues": self.queues, "unreadable": self.unreadable,
                 "alreadyDone": self.already_done, "checked": len(self.checked),
                 "outcomes": sorted(r.outcome.value for r in self.checked),
-                "stoppedEarly": self.stopped_early, "errors": self.errors}
+                "stoppedEarly": self.stopped_early, "errors": self.errors,
+                # Outputs no tick can hash as configured (see the reason in their "object checked" line).
+                "tooLarge": [f"{r.job.job_id} {o.check.target.bucket}/{o.check.target.key}"
+                             for r in self.checked for o in r.objects if o.check.too_large]}
 
 
 def is_done(job: Job, read_tags: Callable[[OutputObject], dict[str, str] | None],

@@ -13,16 +13,19 @@ from typing import Protocol
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Check, Method, ObjectState, OutputObject, Verdict
+from handlers.throughput import HashEstimate
 
 # A key rewritten this long after the job ended belongs to a later job.
 SUPERSEDED_AFTER = timedelta(seconds=60)
-DEFAULT_HASH_MIB_PER_SECOND = 20
-_ADVICE = ("raise the function's timeout (up to 900 s; with DISPATCH=async CI's HTTP call does not "
-           "wait for it), or HASH_MIB_PER_SECOND if hashing here is reliably faster")
+_ADVICE = ("raise the function's timeout (SCF allows up to 900 s for event functions; with DISPATCH=async "
+           "CI's HTTP call does not wait for it), or set VERIFY_MODE=server so that CI hashes the object itself")
+_ASSUMED_ADVICE = ", or HASH_MIB_PER_SECOND if hashing here is reliably faster"
+TOO_LARGE = "too large for this configuration"
 
 
 class Inspector(Protocol):
     def head(self, target: OutputObject) -> ObjectState | None: ...
+    def hash_estimate(self, size: int) -> HashEstimate: ...
     def content_md5(self, target: OutputObject, etag: str, size: int = -1) -> str: ...
 
 
@@ -39,18 +42,26 @@ def decide_without_content(target: OutputObject, state: ObjectState | None, mode
 
 def out_of_time(size: int, detail: str) -> str:
     """The reason of an `error` verdict for a hash the invocation had no time for."""
-    return f"not enough time to hash {size} bytes: {detail}; {_ADVICE}"
+    return f"not enough time to hash {size} bytes: {detail}; {_ADVICE}{_ASSUMED_ADVICE}"
 
 
-def hash_time_problem(size: int, remaining: float, mib_per_second: float) -> str | None:
-    """Why a hash of `size` bytes should not be started with `remaining` seconds left, or
-    None when it fits at a conservative speed. Starting one that cannot finish would only
-    be cut off (in SCF: killed, with no answer and no log of why)."""
-    needed = size / (mib_per_second * (1 << 20))
-    if needed <= remaining:
+def hash_time_problem(size: int, remaining: float, estimate: HashEstimate,
+                      budget: float | None = None) -> tuple[str, bool] | None:
+    """Why a hash of `size` bytes should not be started with `remaining` seconds left, and
+    whether no invocation of this configuration (`budget` seconds) could do it; None when it
+    fits. Starting one that cannot finish would only be cut off (in SCF: killed, with no
+    answer and no log of why)."""
+    if estimate.seconds <= remaining:
         return None
-    return out_of_time(size, f"at {mib_per_second:g} MiB/s that takes {needed:.1f} s and {remaining:.1f} s "
-                             "are left, so it was not started")
+    advice = _ADVICE if estimate.measured else _ADVICE + _ASSUMED_ADVICE
+    speed = f"at {estimate.describe()} that takes about {estimate.seconds:,.1f} s"
+    if budget is not None and estimate.seconds > budget:
+        # Every retry would refuse it again: say so, so that nobody waits for the next one.
+        return (f"{TOO_LARGE}: not enough time to hash {size} bytes ({size / (1 << 30):.2f} GiB): {speed}, "
+                f"more than the {budget:.1f} s an invocation of this function has, so it was not started and "
+                f"no retry will start it; {advice}"), True
+    return (f"not enough time to hash {size} bytes: {speed} and {remaining:.1f} s are left, so it was not "
+            f"started; {advice}"), False
 
 
 def decide_by_content(target: OutputObject, state: ObjectState, md5: str, job_end: datetime | None) -> Check:
@@ -64,16 +75,18 @@ def decide_by_content(target: OutputObject, state: ObjectState, md5: str, job_en
 
 
 def check_object(target: OutputObject, store: Inspector, mode: str, job_end: datetime | None,
-                 deadline: Deadline, hash_mib_per_second: float = DEFAULT_HASH_MIB_PER_SECOND) -> Check:
+                 deadline: Deadline) -> Check:
     def inspect() -> Check:
         state = store.head(target)
         settled = decide_without_content(target, state, mode)
         if settled is not None:
             return settled
         assert state is not None
-        too_long = hash_time_problem(state.size, deadline.remaining(), hash_mib_per_second)
+        too_long = hash_time_problem(state.size, deadline.remaining(), store.hash_estimate(state.size),
+                                     deadline.budget)
         if too_long is not None:
-            return Check(target, Verdict.ERROR, Method.NONE, too_long, state)
+            reason, too_large = too_long
+            return Check(target, Verdict.ERROR, Method.NONE, reason, state, too_large=too_large)
         return decide_by_content(target, state, store.content_md5(target, state.etag, state.size), job_end)
 
     try:

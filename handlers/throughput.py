@@ -1,0 +1,53 @@
+"""How fast this container hashes objects' content, learnt from the reads it has finished.
+
+A warm SCF container serves many invocations; what its reads achieved is the best guess of
+what the next one will. The figure starts at HASH_MIB_PER_SECOND (conservative), follows a
+slower read at once (better to skip a hash that might have fitted than to start one that
+cannot), and a faster one halfway, so one lucky read does not promise too much. Ranged
+(parallel) reads and single-connection reads are learnt apart: they differ by the number of
+connections. Nothing is kept across containers.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+MIB = 1 << 20
+MIN_SAMPLE_BYTES = 8 * MIB  # smaller reads are mostly round trips: they say little about speed
+MIN_SAMPLE_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class HashEstimate:
+    seconds: float
+    mib_per_second: float
+    measured: bool  # learnt from this container's reads, rather than HASH_MIB_PER_SECOND
+
+    def describe(self) -> str:
+        basis = "as this container measured" if self.measured else "assumed until a read is measured"
+        return f"{self.mib_per_second:,.0f} MiB/s ({basis})"
+
+
+class HashThroughput:
+    def __init__(self, start_mib_per_second: float):
+        self._start = float(start_mib_per_second)
+        self._learnt: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def estimate(self, size: int, kind: str) -> HashEstimate:
+        with self._lock:
+            rate = self._learnt.get(kind)
+        measured = rate is not None
+        rate = self._start if rate is None else rate
+        return HashEstimate(size / (rate * MIB), rate, measured)
+
+    def record(self, size: int, seconds: float, kind: str) -> None:
+        if size < MIN_SAMPLE_BYTES or seconds < MIN_SAMPLE_SECONDS:
+            return
+        observed = size / MIB / seconds
+        with self._lock:
+            previous = self._learnt.get(kind, self._start)
+            if observed < previous:
+                self._learnt[kind] = observed
+            else:
+                self._learnt[kind] = previous + (observed - previous) / 2

@@ -1,0 +1,115 @@
+"""Deadline-aware planning of content hashes (issue 13, item 2): the time a hash takes is
+estimated from the size and the speed this container has measured; one that cannot finish
+is not started, and one no invocation of this configuration could finish says so."""
+from __future__ import annotations
+
+import json
+import time
+
+import xmltodict
+
+from handlers.throughput import HashEstimate, HashThroughput
+from handlers.verify import TOO_LARGE, hash_time_problem
+from tests.conftest import http_event, invoke, md5
+from tests.samples import BUCKET, REGION, job_xml
+
+MIB = 1 << 20
+TIMER = {"Type": "Timer", "TriggerName": "reconcile", "Time": "2026-11-23T12:00:00Z", "Message": ""}
+
+
+def _pattern(mib: int) -> bytes:
+    block = bytes(range(256)) * 4096
+    return b"".join(bytes([i % 256]) + block[1:] for i in range(mib))
+
+
+def _put(emulator, key: str, data: bytes) -> bytes:
+    emulator.put_object(BUCKET, key, data, part_size=8 * MIB)  # multipart: only the content decides
+    return job_xml(md5s={key: md5(data)}, names=[key], job_id="j" + key.encode().hex()[:31].rjust(31, "0"))
+
+
+def _gets(emulator, key: str):
+    return [r for r in emulator.requests if r.method == "GET" and r.key == key and not r.query]
+
+
+def test_a_huge_object_with_a_short_limit_is_not_started_and_the_handler_answers_in_time(emulator, make_app,
+                                                                                         log_lines):
+    data = _pattern(256)
+    body = _put(emulator, "out/huge.wav", data)
+    app = make_app()  # 20 MiB/s assumed at first: 12.8 s, with 2 s to work in
+    started = time.monotonic()
+    status, answer, headers = invoke(app, http_event(body), {"request_id": "r", "time_limit_in_ms": 3000})
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0, f"{elapsed:.1f} s for an answer that needs a HEAD"
+    obj = answer["jobs"][0]["objects"][0]
+    assert status == 503 and headers["Retry-After"] and obj["verdict"] == "error" and obj["tooLarge"] is True
+    reason = obj["reason"]
+    assert reason.startswith(f"{TOO_LARGE}: not enough time to hash {len(data)} bytes")
+    assert "12.8 s" in reason and "2.0 s" in reason and "no retry will start it" in reason
+    assert "900 s" in reason and "VERIFY_MODE=server" in reason and "HASH_MIB_PER_SECOND" in reason
+    assert _gets(emulator, "out/huge.wav") == []  # not started
+    assert emulator.tags(BUCKET, "out/huge.wav") == {}
+    logged = [json.loads(line) for line in log_lines if '"object checked"' in line]
+    assert logged[0]["tooLarge"] is True and logged[0]["level"] in ("WARNING", "ERROR")
+
+
+def test_the_sweep_names_the_outputs_too_large_for_this_configuration(emulator, make_app):
+    body = _put(emulator, "out/huge.wav", _pattern(96))
+    detail = xmltodict.parse(body)["Response"]["JobsDetail"]
+    emulator.register_job(detail["Input"]["BucketId"], detail)
+    app = make_app(DEFAULT_REGION=REGION, HASH_MIB_PER_SECOND="1")  # 96 s, in a 15 s limit
+    result = app.handle(TIMER, {"time_limit_in_ms": 15000})  # the sweep keeps COS_TIMEOUT_SECONDS back
+    assert result["sweep"]["checked"] == 1
+    assert result["sweep"]["tooLarge"] == [f"{detail['JobId']} {BUCKET}/out/huge.wav"]
+    assert _gets(emulator, "out/huge.wav") == []
+
+
+def test_the_container_learns_its_speed_from_the_reads_it_finished(emulator, make_app):
+    first, second = _pattern(64), _pattern(96)
+    first_body, second_body = _put(emulator, "out/first.wav", first), _put(emulator, "out/second.wav", second)
+    # A fresh container assumes 20 MiB/s: 96 MiB take 4.8 s, more than a 3 s limit leaves.
+    status, answer, _ = invoke(make_app(), http_event(second_body), {"request_id": "r", "time_limit_in_ms": 3000})
+    assert answer["jobs"][0]["objects"][0].get("tooLarge") is True
+    app = make_app()
+    status, answer, _ = invoke(app, http_event(first_body), {"request_id": "r1", "time_limit_in_ms": 30000})
+    assert status == 200 and answer["jobs"][0]["objects"][0]["verdict"] == "verified"
+    # The same container, having read 64 MiB at its own speed, hashes 96 MiB within 3 s.
+    status, answer, _ = invoke(app, http_event(second_body), {"request_id": "r2", "time_limit_in_ms": 3000})
+    obj = answer["jobs"][0]["objects"][0]
+    assert status == 200 and (obj["verdict"], obj["method"]) == ("verified", "content"), obj
+
+
+def test_a_slow_read_lowers_the_estimate_at_once(emulator, make_app):
+    slow, next_one = _pattern(40), _pattern(64)
+    slow_body, next_body = _put(emulator, "out/slow.wav", slow), _put(emulator, "out/next.wav", next_one)
+    emulator.limit_bandwidth(4 * MIB)  # 16 MiB/s over four connections
+    app = make_app(HASH_MIB_PER_SECOND="2000")  # an optimistic start
+    status, answer, _ = invoke(app, http_event(slow_body), {"request_id": "r1", "time_limit_in_ms": 30000})
+    assert status == 200 and answer["jobs"][0]["objects"][0]["verdict"] == "verified"
+    status, answer, _ = invoke(app, http_event(next_body), {"request_id": "r2", "time_limit_in_ms": 4000})
+    obj = answer["jobs"][0]["objects"][0]
+    assert status == 503 and obj["verdict"] == "error" and obj["tooLarge"] is True
+    assert "as this container measured" in obj["reason"] and "HASH_MIB_PER_SECOND" not in obj["reason"]
+    assert _gets(emulator, "out/next.wav") == []
+
+
+# --- the rules, pure ---------------------------------------------------------------------
+
+def test_a_hash_that_fits_a_fresh_invocation_is_not_called_too_large():
+    estimate = HashEstimate(seconds=5.0, mib_per_second=100, measured=True)
+    reason, too_large = hash_time_problem(500 * MIB, remaining=3.0, estimate=estimate, budget=29.0)
+    assert not too_large and reason.startswith("not enough time to hash") and TOO_LARGE not in reason
+    assert hash_time_problem(500 * MIB, remaining=6.0, estimate=estimate, budget=29.0) is None
+    reason, too_large = hash_time_problem(500 * MIB, remaining=3.0, estimate=estimate, budget=4.0)
+    assert too_large and reason.startswith(TOO_LARGE)
+
+
+def test_the_estimate_starts_conservative_follows_slower_reads_and_faster_ones_halfway():
+    throughput = HashThroughput(20)
+    assert throughput.estimate(20 * MIB, "ranged") == HashEstimate(1.0, 20.0, False)
+    throughput.record(100 * MIB, 0.5, "ranged")  # 200 MiB/s: halfway from 20
+    assert throughput.estimate(110 * MIB, "ranged").mib_per_second == 110
+    assert throughput.estimate(20 * MIB, "single").measured is False  # learnt apart
+    throughput.record(50 * MIB, 1.0, "ranged")  # slower: followed at once
+    assert throughput.estimate(50 * MIB, "ranged") == HashEstimate(1.0, 50.0, True)
+    throughput.record(MIB, 0.001, "ranged")  # too small to say anything
+    assert throughput.estimate(50 * MIB, "ranged").mib_per_second == 50
