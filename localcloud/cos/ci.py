@@ -25,6 +25,7 @@ import xmltodict
 
 from . import errors
 from .exchange import Request, Response
+from .file_jobs import FileJobs
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 DEFAULT_PAGE_SIZE = 10
@@ -194,10 +195,13 @@ def _xml_response(content: dict[str, Any]) -> Response:
 
 
 class CiApi:
-    def __init__(self, jobs: JobRegistry):
+    def __init__(self, jobs: JobRegistry, file_jobs: FileJobs | None = None):
         self._jobs = jobs
+        self._file_jobs = file_jobs
 
     def handle(self, request: Request) -> Response:
+        if self._file_jobs is not None and request.path.rstrip("/").split("/")[1:2] == ["file_jobs"]:
+            return self._file_jobs.handle(request)
         if request.method != "GET":
             raise errors.not_implemented(f"{request.method} {request.path} on the CI host")
         if request.path.startswith("/jobs/") and len(request.path) > len("/jobs/"):

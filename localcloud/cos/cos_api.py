@@ -1,7 +1,7 @@
 """Routes a COS XML API request (already authenticated) to its operation."""
 from __future__ import annotations
 
-from . import bucket_ops, errors, multipart_ops, object_ops
+from . import bucket_ops, errors, file_jobs, multipart_ops, object_ops
 from .exchange import Request, Response
 from .faults import Fault
 from .store import Store
@@ -21,6 +21,9 @@ class CosApi:
         self._store = store
 
     def handle(self, request: Request, fault: Fault | None) -> Response:
+        if request.method == "GET" and request.key and request.query.get("ci-process") == "filehash":
+            self._require_bucket_in_region(request)
+            return file_jobs.sync_file_hash(self._store, request)  # CI's synchronous hash, on the cos host
         unsupported = sorted(UNSUPPORTED_SUBRESOURCES.intersection(request.query))
         if unsupported:
             raise errors.not_implemented(f"{request.method} ?{unsupported[0]}")

@@ -16,6 +16,7 @@ from .auth import Credentials
 from .ci import CiApi, JobRegistry
 from .cos_api import CosApi
 from .faults import Fault, FaultInjector, RequestLog, RequestRecord
+from .file_jobs import CallbackSink, FileJobs
 from .server import EmulatorHttpServer, Services
 from .store import ObjectAttributes, Store, read_chunks
 
@@ -59,11 +60,12 @@ class CosEmulator(BackgroundServer):
         self._root = Path(tempfile.mkdtemp(prefix="cos-emulator-")) if root is None else Path(root)
         self._store = Store(self._root)
         self._jobs = JobRegistry()
+        self._file_jobs = FileJobs(self._store)
         self._faults = FaultInjector()
         self._log = RequestLog()
         self._services = Services(
             credentials=Credentials(secret_id, secret_key, token),
-            cos=CosApi(self._store), ci=CiApi(self._jobs), faults=self._faults, log=self._log,
+            cos=CosApi(self._store), ci=CiApi(self._jobs, self._file_jobs), faults=self._faults, log=self._log,
         )
         self.limit_bandwidth(bandwidth_per_connection)
         super().__init__((host, port))
@@ -160,6 +162,37 @@ class CosEmulator(BackgroundServer):
 
     def load_jobs(self, path: str | PathLike) -> int:
         return self._jobs.load(path)
+
+    @property
+    def callback_sink(self) -> CallbackSink | None:
+        """Receives each finished file job's TaskFinish callback (a FileJobCallback) instead of an HTTP
+        POST to the job's CallBack URL; None: POST it there (a job without CallBack: lost)."""
+        return self._file_jobs.callback_sink
+
+    @callback_sink.setter
+    def callback_sink(self, sink: CallbackSink | None) -> None:
+        self._file_jobs.callback_sink = sink
+
+    @property
+    def file_job_delay(self) -> float:
+        """Seconds each FileHashCode job waits before it is hashed."""
+        return self._file_jobs.delay
+
+    @file_job_delay.setter
+    def file_job_delay(self, seconds: float) -> None:
+        self._file_jobs.delay = seconds
+
+    @property
+    def file_jobs_created(self) -> int:
+        return self._file_jobs.created
+
+    def file_job(self, bucket: str, job_id: str) -> dict[str, Any] | None:
+        """A FileHashCode job as GET /file_jobs/<id> describes it, or None."""
+        return self._file_jobs.find(bucket, job_id)
+
+    def wait_for_file_jobs(self, timeout: float = 10.0) -> None:
+        """Until every file job created so far has been hashed and its callback made."""
+        self._file_jobs.wait(timeout)
 
     # ------------------------------------------------------------ bandwidth
 
