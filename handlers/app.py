@@ -167,6 +167,11 @@ class App:
         Returns the results and the audit problems. Raises MalformedCallback, JobNotConfirmed,
         CiUnavailable, or HttpError (403) when a workflow's jobs name a bucket not allowed."""
         ci = self.ci_jobs.bound(deadline)
+        finished: list[JobResult] = []
+        if any(job.tag == "FileHashCode" for job in callback.jobs_detail):
+            from handlers.serverhash import finish  # VERIFY_MODE=server: CI hashed an output
+            finished, callback = finish(callback, self.processor.server_hash().hashing, self.processor.finish_hashed,
+                                        self.settings, deadline)
         if self.settings.verify_with_ci:
             callback = confirmed(callback, ci.describe, deadline)
             if self.settings.report_prefix:
@@ -178,7 +183,7 @@ class App:
             candidates = tuple(b for b in self.settings.allowed_buckets if b != ANY_BUCKET)
             callback = expand(callback, ci.describe, self.settings.region, deadline, candidates)
             check_allowed(callback, self.settings)  # the jobs CI reports for it name their own buckets
-        results = self.processor.run(callback, deadline)
+        results = finished + self.processor.run(callback, deadline)
         notified = {}
         if self.settings.notify_urls:
             from handlers.notify import notify

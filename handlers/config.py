@@ -73,6 +73,8 @@ class Settings:
     token: str | None = None
     cos_endpoint: Endpoint | None = None
     verify_mode: str = "auto"
+    hash_callback_url: str = ""  # VERIFY_MODE=server: where CI posts FileHashCode callbacks (empty: the queue's)
+    hash_queue_id: str = ""  # VERIFY_MODE=server: the file-processing queue for FileHashCode jobs (empty: CI's)
     action_verified: frozenset[str] = frozenset({"tag"})
     action_failed: frozenset[str] = frozenset({"tag"})
     verified_destination: str = "verified/{key}"
@@ -149,7 +151,9 @@ class Settings:
             secret_key=_required(env, "TENCENTCLOUD_SECRETKEY"),
             token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None,
             cos_endpoint=_endpoint(env, "COS_ENDPOINT"),
-            verify_mode=_choice(env, "VERIFY_MODE", ("auto", "full"), "auto"),
+            verify_mode=_choice(env, "VERIFY_MODE", ("auto", "full", "server"), "auto"),
+            hash_callback_url=_hash_callback_url(env, "HASH_CALLBACK_URL"),
+            hash_queue_id=_value(env, "HASH_QUEUE_ID"),
             action_verified=_actions(env, "ACTION_VERIFIED"),
             action_failed=_actions(env, "ACTION_FAILED"),
             verified_destination=_destination(env, "VERIFIED_PREFIX", "verified/", "VERIFIED_BUCKET"),
@@ -196,6 +200,14 @@ def _value(env: Mapping[str, str], name: str) -> str:
         raise ConfigError(name, f"is {value}, an unresolved serverless.yml variable: export "
                                 f"{placeholder.group(1) or name} (or put it in a .env beside serverless.yml) "
                                 "before `scf deploy`")
+    return value
+
+
+def _hash_callback_url(env: Mapping[str, str], name: str) -> str:
+    value = _value(env, name)
+    if value and not re.fullmatch(r"https?://[^\s/]+\S*", value):
+        raise ConfigError(name, f"must be an http(s) URL (this function's Function URL, with ?token=...), "
+                                f"not {value!r}")
     return value
 
 

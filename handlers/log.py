@@ -101,7 +101,7 @@ def error(message: str, exc_info: bool = False, **fields: Any) -> None:
 # --- levels that carry meaning: a CLS alarm on `level:"WARNING"` or `level:"ERROR"` finds the problems ---
 
 INFO, WARNING, ERROR = logging.INFO, logging.WARNING, logging.ERROR
-VERDICT_COUNTS = ("verified", "mismatch", "missing", "unverifiable", "superseded", "error")
+VERDICT_COUNTS = ("verified", "mismatch", "missing", "unverifiable", "superseded", "error", "pending")
 _VERDICT_LEVELS = {"mismatch": logging.WARNING, "missing": logging.WARNING, "error": logging.ERROR}
 _OUTCOME_LEVELS = {"failed": logging.WARNING, "failed-job": logging.WARNING, "retry": logging.ERROR}
 

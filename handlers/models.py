@@ -173,6 +173,7 @@ class Verdict(str, enum.Enum):
     SUPERSEDED = "superseded"
     UNVERIFIABLE = "unverifiable"
     ERROR = "error"
+    PENDING = "pending"  # VERIFY_MODE=server: a CI FileHashCode job is hashing it; its callback decides
 
 
 class Method(str, enum.Enum):
@@ -187,6 +188,7 @@ class Outcome(str, enum.Enum):
     FAILED_JOB = "failed-job"
     RETRY = "retry"
     SKIPPED = "skipped"
+    PENDING = "pending"  # some outputs wait for a CI FileHashCode job's callback
 
 
 @dataclass(frozen=True)

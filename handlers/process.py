@@ -8,8 +8,10 @@ decide; a move adds its own steps (handlers/moves.py).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 from handlers.actions import TagReader, tag
 from handlers.callback import all_outputs, unplaced_reason
@@ -21,6 +23,9 @@ from handlers.moves import find_moved, move
 from handlers.policy import movable, reads_tags, tags_on
 from handlers.verify import check_object
 
+if TYPE_CHECKING:
+    from handlers.serverhash import FileJob, ServerHash
+
 
 def outcome_of(job: Job, results: tuple[ObjectResult, ...]) -> Outcome:
     if not job.succeeded:
@@ -30,6 +35,8 @@ def outcome_of(job: Job, results: tuple[ObjectResult, ...]) -> Outcome:
         return Outcome.RETRY
     if verdicts & {Verdict.MISMATCH, Verdict.MISSING}:
         return Outcome.FAILED
+    if Verdict.PENDING in verdicts:
+        return Outcome.PENDING
     if Verdict.VERIFIED in verdicts:
         return Outcome.VERIFIED
     return Outcome.SKIPPED
@@ -44,6 +51,20 @@ class Processor:
         self._checks = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="check")
         # Tag reads wait on nothing, so a pool of their own can never deadlock the checks.
         self._tag_reads = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="tags")
+        self._server: ServerHash | None = None  # VERIFY_MODE=server, and FileHashCode callbacks: made when needed
+        self._server_lock = threading.Lock()
+
+    def server_hash(self) -> ServerHash:
+        with self._server_lock:
+            if self._server is None:
+                from handlers.cos import Clients
+                from handlers.serverhash import CiHashing, ServerHash
+                self._server = ServerHash(CiHashing(Clients(self._settings), self._settings), self._settings)
+            return self._server
+
+    def finish_hashed(self, job: Job, target: OutputObject, deadline: Deadline, hashed: FileJob) -> ObjectResult:
+        """One output of `job` whose FileHashCode job CI reports as `hashed` (handlers/serverhash.py)."""
+        return self._one(job, target, self._store.bound(deadline), deadline, hashed)
 
     def close(self) -> None:
         self._checks.shutdown(wait=False)
@@ -62,7 +83,8 @@ class Processor:
             results.append(JobResult(job, outcome_of(job, objects), objects))
         return results
 
-    def _one(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline) -> ObjectResult:
+    def _one(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline,
+             hashed: FileJob | None = None) -> ObjectResult:
         settings = self._settings
         if not target.placed:  # nowhere to look, so nothing to tag either
             return ObjectResult(Check(target, Verdict.UNVERIFIABLE, Method.NONE, unplaced_reason(target)))
@@ -71,7 +93,13 @@ class Processor:
             tags = self._tag_reads.submit(
                 retrying, lambda: store.tags(target), deadline)
         end = job.end_time
-        check = check_object(target, store, settings.verify_mode, end, deadline)
+        if settings.verify_mode == "server" or hashed is not None:
+            by_ci = self.server_hash().check(job, target, store, deadline, _result_of(tags), hashed)
+            if isinstance(by_ci, ObjectResult):
+                return by_ci  # pending: the FileHashCode job's callback finishes it
+            check = by_ci
+        else:
+            check = check_object(target, store, settings.verify_mode, end, deadline)
         if check.verdict is Verdict.MISSING and target.expected_md5 is not None:
             moved = find_moved(target, job.job_id, store, settings, deadline)
             if moved is not None:

@@ -1,0 +1,201 @@
+"""VERIFY_MODE=server end to end through the emulator and the real SDK: CI hashes the outputs whose ETag
+does not decide (filehash under 128 MB, a FileHashCode job above), no byte of them passes through the
+function, the job's callback finishes the object, the sweep makes good a lost callback, and a forged
+FileHashCode callback is refused."""
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+import xmltodict
+
+from handlers.config import ConfigError, Settings
+from handlers.serverhash import HASH_JOB_TAG, MAX_USER_DATA, Ticket, decode, encode
+from handlers.tags import JOB_TAG, VERIFY_TAG
+from localcloud.cos.file_jobs import SYNC_LIMIT, FileJobCallback
+from tests.conftest import function_env, http_event, invoke, md5
+from tests.samples import BUCKET, REGION, job_xml
+
+JOB = "j0000000000000000000000000000001"
+SMALL = b"voice track " * 200_000  # 2.4 MB, uploaded in parts: its ETag is not its MD5
+TIMER = {"Type": "Timer", "TriggerName": "reconcile", "Time": "2026-11-23T12:00:00Z", "Message": ""}
+CONTEXT = {"request_id": "test-request", "time_limit_in_ms": 30000}
+
+
+@pytest.fixture
+def server_app(make_app):
+    return make_app(VERIFY_MODE="server", HASH_CALLBACK_URL="https://fn.example/cb?token=test-token",
+                    DEFAULT_REGION=REGION)
+
+
+@pytest.fixture
+def posted(emulator) -> list[FileJobCallback]:
+    """The FileHashCode callbacks CI would post, held for the test to deliver (or lose)."""
+    held: list[FileJobCallback] = []
+    emulator.callback_sink = held.append
+    return held
+
+
+def big_object(emulator, key: str = "out/big.wav") -> str:
+    """An object of exactly 128 MiB (too large for the synchronous hash), multipart; its MD5."""
+    chunk = hashlib.sha256(key.encode()).digest() * (1 << 15)  # 1 MiB
+    emulator.put_object(BUCKET, key, (chunk for _ in range(SYNC_LIMIT >> 20)), part_size=8 << 20)
+    digest = hashlib.md5()
+    for _ in range(SYNC_LIMIT >> 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def object_reads(emulator) -> list:
+    """GET Object requests: what would carry an object's bytes through the function."""
+    return [r for r in emulator.requests if r.service == "cos" and r.method == "GET" and r.key
+            and not {"tagging", "ci-process"} & set(r.query)]
+
+
+def deliver(app, callback: FileJobCallback):
+    return invoke(app, http_event(callback.body, callback.content_type))
+
+
+# --- the synchronous hash: under 128 MB ------------------------------------------------------
+
+def test_under_128_mb_ci_hashes_the_object_synchronously_and_the_verdict_is_immediate(emulator, server_app):
+    emulator.put_object(BUCKET, "out/a.mp3", SMALL, part_size=1 << 20)
+    emulator.put_object(BUCKET, "out/b.mp3", SMALL + b"!", part_size=1 << 20)
+    body = job_xml(md5s={"out/a.mp3": md5(SMALL), "out/b.mp3": md5(SMALL)}, names=["out/a.mp3", "out/b.mp3"])
+    status, result, _ = invoke(server_app, http_event(body))
+    assert status == 200 and result["jobs"][0]["outcome"] == "failed"
+    a, b = result["jobs"][0]["objects"]
+    assert (a["verdict"], a["method"], b["verdict"]) == ("verified", "content", "mismatch")
+    assert "hashed by CI (filehash)" in a["reason"]
+    assert emulator.tags(BUCKET, "out/a.mp3") == {VERIFY_TAG: "verified", JOB_TAG: JOB}
+    assert emulator.tags(BUCKET, "out/b.mp3")[VERIFY_TAG] == "mismatch"
+    assert object_reads(emulator) == []  # not one byte through the function
+    hashes = [r for r in emulator.requests if r.query.get("ci-process") == "filehash"]
+    assert len(hashes) == 2 and all(r.query["addtoheader"] == "false" and r.query["type"] == "md5" for r in hashes)
+    assert emulator.file_jobs_created == 0
+
+
+def test_an_etag_that_decides_needs_no_hash_at_all(emulator, server_app):
+    emulator.put_object(BUCKET, "out/a.mp3", SMALL)  # a plain PUT: ETag = MD5
+    status, result, _ = invoke(server_app, http_event(job_xml({"out/a.mp3": md5(SMALL)}, ["out/a.mp3"])))
+    assert status == 200 and result["jobs"][0]["objects"][0]["method"] == "etag"
+    assert not [r for r in emulator.requests if r.query.get("ci-process")] and emulator.file_jobs_created == 0
+
+
+# --- the FileHashCode job: from 128 MB -------------------------------------------------------
+
+def test_a_large_output_is_pending_until_its_file_job_callback_finishes_it(emulator, server_app, posted):
+    expected = big_object(emulator)
+    body = job_xml({"out/big.wav": expected}, ["out/big.wav"])
+    status, result, _ = invoke(server_app, http_event(body))
+    assert status == 200 and result["jobs"][0]["outcome"] == "pending"
+    [pending] = result["jobs"][0]["objects"]
+    assert (pending["verdict"], pending["actions"]) == ("pending", ["tagged"])
+    tags = emulator.tags(BUCKET, "out/big.wav")
+    assert tags[VERIFY_TAG] == "pending" and tags[JOB_TAG] == JOB and tags[HASH_JOB_TAG].startswith("f")
+    emulator.wait_for_file_jobs()
+    [callback] = posted
+    assert callback.url == "https://fn.example/cb?token=test-token"
+    ticket = decode(xmltodict.parse(callback.body)["Response"]["JobsDetail"]["Operation"]["UserData"])
+    assert ticket is not None and (ticket.job_id, ticket.key, ticket.expected_md5) == (JOB, "out/big.wav", expected)
+    assert ticket.etag == emulator.object_info(BUCKET, "out/big.wav")["etag"]
+
+    status, result, _ = deliver(server_app, callback)
+    assert status == 200
+    [job] = result["jobs"]
+    assert (job["jobId"], job["tag"], job["outcome"]) == (JOB, "VoiceSeparate", "verified")
+    assert job["objects"][0]["verdict"] == "verified" and tags[HASH_JOB_TAG] in job["objects"][0]["reason"]
+    assert emulator.tags(BUCKET, "out/big.wav") == {VERIFY_TAG: "verified", JOB_TAG: JOB, HASH_JOB_TAG: tags[HASH_JOB_TAG]}
+    confirmations = [r for r in emulator.requests if r.service == "ci" and r.method == "GET"]
+    assert [r.key for r in confirmations] == [f"file_jobs/{tags[HASH_JOB_TAG]}"]  # confirmed with CI first
+    assert object_reads(emulator) == []
+    # A replay of the original callback starts no second job: the tag names the finished one.
+    status, result, _ = invoke(server_app, http_event(body))
+    assert status == 200 and result["jobs"][0]["outcome"] == "verified" and emulator.file_jobs_created == 1
+
+
+def test_a_lost_file_job_callback_is_made_good_by_the_sweep(emulator, server_app, posted):
+    expected = big_object(emulator)
+    body = job_xml({"out/big.wav": expected}, ["out/big.wav"])
+    emulator.register_job(BUCKET, xmltodict.parse(body)["Response"]["JobsDetail"])
+    emulator.file_job_delay = 1.0  # still running at the first tick
+    assert invoke(server_app, http_event(body))[1]["jobs"][0]["outcome"] == "pending"
+    first = server_app.handle(TIMER, CONTEXT)["sweep"]
+    assert first["outcomes"] == ["pending"] and emulator.file_jobs_created == 1  # no second job
+    emulator.wait_for_file_jobs()
+    posted.clear()  # the callback is lost
+    second = server_app.handle(TIMER, CONTEXT)["sweep"]
+    assert second["outcomes"] == ["verified"] and second["errors"] == []
+    assert emulator.tags(BUCKET, "out/big.wav")[VERIFY_TAG] == "verified" and emulator.file_jobs_created == 1
+    assert object_reads(emulator) == []
+    third = server_app.handle(TIMER, CONTEXT)["sweep"]
+    assert third["alreadyDone"] == 1 and third["checked"] == 0
+
+
+def test_an_object_rewritten_after_it_was_hashed_is_checked_afresh(emulator, server_app, posted):
+    expected = big_object(emulator)
+    invoke(server_app, http_event(job_xml({"out/big.wav": expected}, ["out/big.wav"])))
+    emulator.wait_for_file_jobs()
+    emulator.put_object(BUCKET, "out/big.wav", SMALL, part_size=1 << 20)  # other bytes, another ETag
+    status, result, _ = deliver(server_app, posted[0])
+    assert status == 200 and result["jobs"][0]["objects"][0]["verdict"] == "mismatch"  # hashed again, by filehash
+    assert emulator.tags(BUCKET, "out/big.wav")[VERIFY_TAG] == "mismatch"
+
+
+# --- forged callbacks ----------------------------------------------------------------------------
+
+def forged(job_id: str, user_data: str, md5_value: str = "0" * 32) -> bytes:
+    return f"""<Response><EventName>TaskFinish</EventName><JobsDetail><Code>Success</Code><Message/>
+<JobId>{job_id}</JobId><State>Success</State><Tag>FileHashCode</Tag>
+<Input><BucketId>{BUCKET}</BucketId><Object>out/big.wav</Object><Region>{REGION}</Region></Input>
+<Operation><FileHashCodeConfig><Type>MD5</Type></FileHashCodeConfig><FileHashCodeResult><MD5>{md5_value}</MD5>
+</FileHashCodeResult><UserData>{user_data}</UserData></Operation></JobsDetail></Response>""".encode()
+
+
+def test_a_forged_file_hash_callback_is_refused_without_a_write(emulator, server_app):
+    emulator.put_object(BUCKET, "out/big.wav", SMALL, part_size=1 << 20)
+    user_data = encode(Ticket(JOB, "VoiceSeparate", BUCKET, "out/big.wav",
+                              emulator.object_info(BUCKET, "out/big.wav")["etag"], md5(SMALL), None))
+    assert user_data is not None
+    status, result, _ = invoke(server_app, http_event(forged("f" + "0" * 32, user_data, md5(SMALL))))
+    assert status == 403 and "unknown to CI" in result["error"]
+    assert emulator.tags(BUCKET, "out/big.wav") == {}
+    assert {r.method for r in emulator.requests if r.service == "cos"} <= {"GET", "HEAD"}
+    assert [r.key for r in emulator.requests if r.service == "ci"] == ["file_jobs/f" + "0" * 32]
+
+
+def test_a_file_job_callback_is_believed_only_as_ci_reports_it(emulator, server_app, posted):
+    expected = big_object(emulator)
+    emulator.put_object(BUCKET, "out/other.wav", SMALL, part_size=1 << 20)
+    invoke(server_app, http_event(job_xml({"out/big.wav": expected}, ["out/big.wav"])))
+    emulator.wait_for_file_jobs()
+    real = xmltodict.parse(posted[0].body)["Response"]["JobsDetail"]
+    # The real job's id, but a claim about another object and MD5: CI's account decides.
+    status, result, _ = invoke(server_app, http_event(forged(real["JobId"], real["Operation"]["UserData"],
+                                                             md5(b"whatever"))))
+    assert status == 200 and result["jobs"][0]["objects"][0]["key"] == "out/big.wav"
+    assert result["jobs"][0]["objects"][0]["verdict"] == "verified"
+    assert emulator.tags(BUCKET, "out/other.wav") == {}
+
+
+# --- UserData, configuration ------------------------------------------------------------------------
+
+def test_user_data_is_compact_printable_and_falls_back_to_a_key_digest():
+    ticket = Ticket(JOB, "VoiceSeparate", BUCKET, "out/声音 a|b.wav", "5f1c-3", "a" * 32, 1_760_000_000)
+    text = encode(ticket)
+    assert text is not None and len(text) < 160 and all(" " <= ch <= "~" for ch in text)
+    assert decode(text) == ticket
+    long_key = "out/" + "长" * 400  # 1,200 bytes of UTF-8: 3,600 characters percent-encoded
+    text = encode(Ticket(JOB, "VoiceSeparate", BUCKET, long_key, "5f1c-3", "a" * 32, None))
+    assert text is not None and len(text) <= MAX_USER_DATA and "|h:" in text
+    back = decode(text)
+    assert back is not None and back.key == "" and back.names(long_key) and not back.names(long_key + "x")
+    assert decode("This is my data.") is None and decode("cvh1|x") is None
+
+
+def test_verify_mode_server_and_its_settings_are_read(emulator):
+    settings = Settings.from_env(function_env(emulator, VERIFY_MODE="server", HASH_QUEUE_ID="pfile"))
+    assert (settings.verify_mode, settings.hash_queue_id, settings.hash_callback_url) == ("server", "pfile", "")
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env(function_env(emulator, HASH_CALLBACK_URL="ftp://x"))
+    assert "HASH_CALLBACK_URL" in str(error.value)
