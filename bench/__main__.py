@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import cold_start, critical_path, package_size, parsing, streaming
+from bench import cold_start, critical_path, package_size, parsing, server_mode, streaming
 from bench.figures import Figure, table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -51,6 +51,7 @@ def run(scale: Scale) -> list[Figure]:
         return [
             *_timed("critical path", critical_path.measure, scale.outputs, scale.runs, scale.naive_runs),
             *_timed("streaming verification", streaming.measure, scale.object_bytes),
+            *_timed("server mode", server_mode.measure, scale.outputs),
             *_timed("cold start", cold_start.measure, scale.import_runs, tree),  # also from the package's tree
             *_timed("parse cost", parsing.measure, scale.parse_rounds),
             *package,
