@@ -21,7 +21,7 @@ DESTINATION_FIELDS = ("key", "jobId", "bucket", "verdict")
 NOTIFY_FORMATS = ("wecom", "dingtalk", "feishu", "json")
 NOTIFY_ON_DEFAULT = ("mismatch", "missing", "error", "failed-job")
 NOTIFY_EVENTS = ("verified", "mismatch", "missing", "superseded", "unverifiable", "error",  # verdicts
-                 "failed", "failed-job", "retry", "skipped")  # outcomes ("verified" is both)
+                 "failed", "failed-job", "retry", "skipped", "pending")  # outcomes ("verified", "pending": both)
 # The robots' webhook hosts: with NOTIFY_FORMAT unset, a URL on one of them gets its robot's format.
 ROBOT_HOSTS = {"qyapi.weixin.qq.com": "wecom", "oapi.dingtalk.com": "dingtalk", "open.feishu.cn": "feishu",
                "open.larksuite.com": "feishu"}

@@ -1,4 +1,8 @@
-"""The response body: one entry per job, one per object (the contract in DESIGN.md)."""
+"""The response body: one entry per job, one per object (the contract in DESIGN.md).
+
+Verdicts: verified, mismatch, missing, superseded, unverifiable, error, and pending (VERIFY_MODE=server:
+a CI FileHashCode job is hashing the object; its callback, handlers/serverhash.py, completes it).
+Outcomes: verified, failed, failed-job, retry, skipped, and pending (some outputs are pending; 200)."""
 from __future__ import annotations
 
 from typing import Any
