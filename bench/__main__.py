@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench import cold_start, critical_path, package_size, parsing, server_mode, streaming
+from bench import cold_start, critical_path, package_size, parsing, ranged, server_mode, streaming
 from bench.figures import Figure, table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -29,12 +29,15 @@ class Scale:
     runs: int  # of each critical-path measurement (the median counts)
     naive_runs: int
     object_bytes: int  # streamed and hashed
+    ranged_bytes: int  # read in ranges over several connections
     import_runs: int  # fresh processes per import figure
     parse_rounds: int
 
 
-FULL = Scale(outputs=200, runs=5, naive_runs=1, object_bytes=1 << 30, import_runs=15, parse_rounds=400)
-QUICK = Scale(outputs=20, runs=1, naive_runs=1, object_bytes=32 << 20, import_runs=3, parse_rounds=20)
+FULL = Scale(outputs=200, runs=5, naive_runs=1, object_bytes=1 << 30, ranged_bytes=2 << 30, import_runs=15,
+             parse_rounds=400)
+QUICK = Scale(outputs=20, runs=1, naive_runs=1, object_bytes=32 << 20, ranged_bytes=64 << 20, import_runs=3,
+              parse_rounds=20)
 
 
 def machine(quick: bool) -> dict:
@@ -51,6 +54,7 @@ def run(scale: Scale) -> list[Figure]:
         return [
             *_timed("critical path", critical_path.measure, scale.outputs, scale.runs, scale.naive_runs),
             *_timed("streaming verification", streaming.measure, scale.object_bytes),
+            *_timed("ranged verification", ranged.measure, scale.ranged_bytes),
             *_timed("server mode", server_mode.measure, scale.outputs),
             *_timed("cold start", cold_start.measure, scale.import_runs, tree),  # also from the package's tree
             *_timed("parse cost", parsing.measure, scale.parse_rounds),

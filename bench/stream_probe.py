@@ -1,5 +1,6 @@
 """One content verification of a big object, in a fresh process, reporting its time and the
-process's peak memory growth: `python -m bench.stream_probe ours|naive ENDPOINT KEY MD5 WARM_KEY WARM_MD5`.
+process's peak memory growth: `python -m bench.stream_probe ours|naive ENDPOINT KEY MD5 WARM_KEY WARM_MD5 [ENV]`
+(ENV: a JSON object of settings for `ours`, e.g. {"READ_CONNECTIONS": "1"}).
 
 A fresh process, so that nothing the benchmark allocated before can hide the peak. A warm-up
 on a small multipart object first loads every module and opens the connections; the peak is
@@ -37,11 +38,11 @@ def reset_peak() -> None:
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS (Linux 4.0+)
 
 
-def ours(endpoint: str):
+def ours(endpoint: str, env: dict[str, str]):
     from handlers.app import App
     from handlers.config import Settings
 
-    app = App(Settings.from_env(function_env(endpoint)))
+    app = App(Settings.from_env(function_env(endpoint, **env)))
 
     def verify(key: str, md5: str) -> list[tuple[str, str]]:
         with quiet_stdout():
@@ -50,7 +51,7 @@ def ours(endpoint: str):
     return verify
 
 
-def naive(endpoint: str):
+def naive(endpoint: str, env: dict[str, str]):
     from bench.naive import NaiveVerifier
 
     verifier = NaiveVerifier(endpoint, SECRET_ID, SECRET_KEY, TOKEN, REGION)
@@ -58,8 +59,9 @@ def naive(endpoint: str):
 
 
 def main(argv: list[str]) -> int:
-    implementation, endpoint, key, md5, warm_key, warm_md5 = argv
-    verify = {"ours": ours, "naive": naive}[implementation](endpoint)
+    implementation, endpoint, key, md5, warm_key, warm_md5 = argv[:6]
+    env = json.loads(argv[6]) if len(argv) > 6 else {}
+    verify = {"ours": ours, "naive": naive}[implementation](endpoint, env)
     verify(warm_key, warm_md5)
     reset_peak()
     before = memory_kib("VmRSS")

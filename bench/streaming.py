@@ -31,8 +31,10 @@ def hashlib_seconds(size: int) -> float:
     return best
 
 
-def probe(implementation: str, endpoint: str, key: str, md5: str, warm_key: str, warm_md5: str) -> dict:
-    command = [sys.executable, "-m", "bench.stream_probe", implementation, endpoint, key, md5, warm_key, warm_md5]
+def probe(implementation: str, endpoint: str, key: str, md5: str, warm_key: str, warm_md5: str,
+          env: dict[str, str] | None = None) -> dict:
+    command = [sys.executable, "-m", "bench.stream_probe", implementation, endpoint, key, md5, warm_key, warm_md5,
+               json.dumps(env or {})]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         raise RuntimeError(f"{implementation} probe failed:\n{done.stdout}\n{done.stderr}")

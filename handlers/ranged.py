@@ -3,14 +3,14 @@
 One connection to an object store is usually far slower than MD5 (the store limits each
 connection; a TCP stream gets a share of the link), so a big object is read as ranges over
 `connections` connections, the way s5cmd and AWS CRT's S3 client read, and the ranges are
-fed to MD5 strictly in order by the calling thread. A range that fails is read again alone,
-within the invocation's time. At most `connections` ranges are held at any moment (read, being
-read, or waiting for their turn): memory is bounded by connections × part size, whatever the
-object's size. The requests themselves are the caller's (`read_range`, the COS adapter's).
+fed to MD5 strictly in order by the calling thread, the first range as it arrives. A range
+that fails is read again alone, from where it broke, within the invocation's time. At most
+`connections` ranges are unhashed at any moment: memory is bounded by connections × part
+size, whatever the object's size. The requests themselves are the caller's (`read_range`, the COS adapter's).
 """
 from __future__ import annotations
 
-import functools
+import collections
 import hashlib
 import threading
 from collections.abc import Callable, Generator
@@ -49,18 +49,23 @@ class _Stopped(Exception):
 
 
 class _Window:
-    """Which range is read next, the ranges read and waiting to be hashed, and the first failure."""
+    """Which range is read next, the bytes read and not yet hashed, and the first failure.
+
+    The range at the head of the hash is hashed as its chunks arrive; the ranges after it are
+    held until their turn. A range may be claimed while fewer than `connections` ranges are
+    unhashed, so at most `connections` ranges' bytes are held at any moment."""
 
     def __init__(self, plan: RangedRead):
         self.plan = plan
         self.changed = threading.Condition()
         self.next_to_read = 0
         self.next_to_hash = 0
-        self.ready: dict[int, list[bytes]] = {}
+        self.chunks: dict[int, collections.deque[bytes]] = {}
+        self.finished: set[int] = set()
         self.failure: BaseException | None = None
 
     def claim(self) -> int | None:
-        """The next range to read, once fewer than `connections` are held; None when all are claimed."""
+        """The next range to read, once fewer than `connections` are unhashed; None when all are claimed."""
         with self.changed:
             while (self.failure is None and self.next_to_read < self.plan.parts
                    and self.next_to_read >= self.next_to_hash + self.plan.connections):
@@ -69,11 +74,18 @@ class _Window:
                 return None
             index = self.next_to_read
             self.next_to_read += 1
+            self.chunks[index] = collections.deque()
             return index
 
-    def deliver(self, index: int, chunks: list[bytes]) -> None:
+    def add(self, index: int, chunk: bytes) -> None:
         with self.changed:
-            self.ready[index] = chunks
+            self.chunks[index].append(chunk)
+            if index == self.next_to_hash:
+                self.changed.notify_all()
+
+    def finish(self, index: int) -> None:
+        with self.changed:
+            self.finished.add(index)
             self.changed.notify_all()
 
     def fail(self, failure: BaseException) -> None:
@@ -82,16 +94,22 @@ class _Window:
                 self.failure = failure
             self.changed.notify_all()
 
-    def take(self, index: int) -> list[bytes]:
+    def next_chunk(self, index: int) -> bytes | None:
+        """The next chunk of range `index` (the head), as soon as it is read; None at its end."""
         with self.changed:
-            while index not in self.ready and self.failure is None:
+            while True:
+                if self.failure is not None:
+                    raise self.failure
+                waiting = self.chunks.get(index)
+                if waiting:
+                    return waiting.popleft()
+                if index in self.finished:
+                    return None
                 self.changed.wait()
-            if self.failure is not None:
-                raise self.failure
-            return self.ready.pop(index)
 
     def hashed(self, index: int) -> None:
         with self.changed:
+            del self.chunks[index]
             self.next_to_hash = index + 1
             self.changed.notify_all()
 
@@ -99,33 +117,38 @@ class _Window:
 def ranged_md5(plan: RangedRead, read_range: RangeReader, deadline: Deadline,
                out_of_time: Callable[[int], str]) -> str:
     """The MD5 of the object's `plan.size` bytes. `out_of_time(bytes_hashed)` words the error
-    raised (OutOfTime) when the deadline passes before the last byte."""
+    raised (OutOfTime) when the deadline passes before the last byte. A range that breaks off
+    is read again from where it broke (what it delivered may be hashed already)."""
     window = _Window(plan)
     hashed = [0]
 
-    def read_part(index: int) -> list[bytes]:
+    def read_part(index: int) -> None:
         first, last = plan.bounds(index)
-        chunks: list[bytes] = []
-        received = 0
-        reader = read_range(first, last)
-        try:
-            for chunk in reader:
-                if window.failure is not None:
-                    raise _Stopped
-                if deadline.remaining() <= 0:
-                    raise OutOfTime(out_of_time(hashed[0]))
-                chunks.append(chunk)
-                received += len(chunk)
-        finally:
-            reader.close()
-        if received != last - first + 1:
-            raise TransientError(f"bytes {first}-{last}: got {received} of {last - first + 1}")
-        return chunks
+        position = first
+
+        def attempt() -> None:
+            nonlocal position
+            reader = read_range(position, last)
+            try:
+                for chunk in reader:
+                    if window.failure is not None:
+                        raise _Stopped
+                    if deadline.remaining() <= 0:
+                        raise OutOfTime(out_of_time(hashed[0]))
+                    window.add(index, chunk)
+                    position += len(chunk)
+            finally:
+                reader.close()
+            if position != last + 1:
+                raise TransientError(f"bytes {first}-{last}: the answer ended after {position - first} bytes")
+
+        retrying(attempt, deadline)
+        window.finish(index)
 
     def work() -> None:
         try:
             while (index := window.claim()) is not None:
-                window.deliver(index, retrying(functools.partial(read_part, index), deadline))
+                read_part(index)
         except _Stopped:
             pass
         except BaseException as exc:  # handed to the hashing thread, which raises it
@@ -138,7 +161,7 @@ def ranged_md5(plan: RangedRead, read_range: RangeReader, deadline: Deadline,
     digest = hashlib.md5()
     try:
         for index in range(plan.parts):
-            for chunk in window.take(index):
+            while (chunk := window.next_chunk(index)) is not None:
                 digest.update(chunk)
                 hashed[0] += len(chunk)
             window.hashed(index)

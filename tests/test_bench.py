@@ -14,6 +14,8 @@ FIGURES = (
     "callback time, 2 outputs", "callback time, 20 outputs",
     "streaming verification, 32 MiB", "peak memory growth, 32 MiB", "naive verification, 32 MiB",
     "naive peak memory growth, 32 MiB",
+    "ranged verification, 64 MiB, 4 connections capped", "one-connection verification, 64 MiB, capped",
+    "ranged peak memory growth, 64 MiB", "ranged verification, 64 MiB, uncapped",
     "cold-start import", "cold-start import, as deployed (no bytecode)", "first invocation after import, 2 outputs",
     "parse, documented XML callbacks", "parse, documented JSON callbacks",
     "deploy package (zip)",
