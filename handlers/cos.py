@@ -29,8 +29,6 @@ from handlers.throughput import HashEstimate, HashThroughput
 from handlers.verify import out_of_time
 
 CHUNK_BYTES = 1 << 20
-# Ranged reads run several streams and a hash under one GIL: fewer, larger reads cost less.
-RANGE_CHUNK_BYTES = 4 << 20
 # Headers that are the object's metadata: a multipart copy must set them again itself.
 _METADATA = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
 _RETRYABLE_CODES = {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"}
@@ -196,7 +194,7 @@ class ObjectStore:
         try:
             if int(response.get("Content-Length", -1)) != last - first + 1:
                 raise TransientError(f"{where}: answered {response.get('Content-Length')} bytes")
-            for chunk in _chunks(stream, RANGE_CHUNK_BYTES):
+            for chunk in _chunks(stream):
                 received += len(chunk)
                 yield chunk
             complete = True
