@@ -277,18 +277,23 @@ class CiJobs:
 
     @staticmethod
     def _call(where: str, request: Callable[[], Any]) -> Any:
-        """The SDK's answer; None for a 404 (CI knows no such bucket)."""
-        try:
-            return request()
-        except CosClientError as exc:
-            raise TransientError(f"{where}: {exc.get_message() if hasattr(exc, 'get_message') else exc}") from None
-        except CosServiceError as exc:
-            status, code = exc.get_status_code(), exc.get_error_code() or ""
-            if status == 404:
-                return None
-            message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
-            if status == 429 or status >= 500:
-                raise TransientError(message) from None
-            raise StorageError(message + " (the execution role needs ci:DescribeMediaJob / ci:DescribeMediaJobs / "
-                               "ci:DescribeMediaQueues)"
-                               if status == 403 else message) from None
+        return ci_call(where, request, "ci:DescribeMediaJob / ci:DescribeMediaJobs / ci:DescribeMediaQueues")
+
+
+def ci_call(where: str, request: Callable[[], Any], role_actions: str) -> Any:
+    """The SDK's answer to a CI request; None for a 404 (CI knows no such bucket or job).
+    Failures are sorted into kinds: TransientError (network, 429, 5xx) or StorageError, which
+    names the CAM actions (`role_actions`) the execution role needs when CI answers 403."""
+    try:
+        return request()
+    except CosClientError as exc:
+        raise TransientError(f"{where}: {exc.get_message() if hasattr(exc, 'get_message') else exc}") from None
+    except CosServiceError as exc:
+        status, code = exc.get_status_code(), exc.get_error_code() or ""
+        if status == 404:
+            return None
+        message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
+        if status == 429 or status >= 500:
+            raise TransientError(message) from None
+        raise StorageError(f"{message} (the execution role needs {role_actions})" if status == 403
+                           else message) from None

@@ -31,7 +31,7 @@ from urllib.parse import quote, unquote
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from handlers import log
-from handlers.ci import CiUnavailable, JobNotConfirmed
+from handlers.ci import CiUnavailable, JobNotConfirmed, ci_call
 from handlers.config import Settings
 from handlers.cos import Clients, ObjectStore
 from handlers.deadline import Deadline, retrying
@@ -213,20 +213,7 @@ class CiHashing:
 
     @staticmethod
     def _call(where: str, request: Callable[[], Any]) -> Any:
-        try:
-            return request()
-        except CosClientError as exc:
-            raise TransientError(f"{where}: {exc}") from None
-        except CosServiceError as exc:
-            status, code = exc.get_status_code(), exc.get_error_code() or ""
-            if status == 404:
-                return None
-            message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
-            if status == 429 or status >= 500:
-                raise TransientError(message) from None
-            hint = (" (the execution role needs ci:CreateFileProcessJobs, ci:DescribeFileProcessJob and "
-                    "cam:PassRole)") if status == 403 else ""
-            raise StorageError(message + hint) from None
+        return ci_call(where, request, "ci:CreateFileProcessJobs, ci:DescribeFileProcessJob and cam:PassRole")
 
 
 # --- the decisions ---------------------------------------------------------------------------
