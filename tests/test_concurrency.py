@@ -76,14 +76,6 @@ rounds = st.builds(Round, st.lists(st.integers(0, APPS_PER_CONFIG - 1), min_size
                    st.one_of(st.none(), st.sampled_from(sorted(FAULTS))),
                    st.lists(user_ops, max_size=3).map(tuple))
 schedules = st.tuples(st.sampled_from(sorted(CONFIGS)), st.lists(rounds, min_size=1, max_size=4))
-# OPEN FINDING: with moves, a user who tags a source and rewrites it while it is being moved can
-# lose that tag (seen as "s603/plain: the user's tag u604 was lost outside the residual windows"):
-# either a window the README does not list yet or one this oracle measures too tightly. Until it
-# is settled, CI leaves those schedules out; CONCURRENCY_MOVE_REWRITES=1 (the default outside CI)
-# explores them.
-if os.environ.get("CONCURRENCY_MOVE_REWRITES", "0" if os.environ.get("CI") == "true" else "1") != "1":
-    schedules = schedules.filter(lambda s: s[0] != "move" or not any(
-        op.kind == "rewrite" for round_ in s[1] for op in round_.user))
 
 
 # --- the world ----------------------------------------------------------------------------------
@@ -229,6 +221,20 @@ def loss_windows(records, key: str, rounds) -> list[tuple[float, float]]:
     return windows
 
 
+def carried_before_rewrite(records, tagging: Tagging, rewrite: Rewrite, rounds) -> bool:
+    """Whether a tag on a source that its owner later rewrote should have reached a move's
+    destination: only a read of the source's tags after the tag was written and before the
+    rewrite replaced that version (tags and all) could carry it, and in a round of concurrent
+    deliveries a destination write based on an earlier read may land last."""
+    if rewrite.t0 < tagging.t1:
+        return True  # not this case: the tag is on the rewritten version or raced it
+    round_ = next((r for r in rounds if r[0] <= tagging.t0 <= r[1]), None)
+    if round_ is not None and round_[2] > 1:
+        return False
+    return any(r.key == tagging.key and r.method == "GET" and "tagging" in r.query
+               and tagging.t1 <= r.started and r.finished <= rewrite.t0 for r in records)
+
+
 def problems_after(emulator, prefix: str, data: dict[str, bytes], reported: dict[str, str], journal: Journal,
                    records) -> list[str]:
     problems = []
@@ -269,6 +275,9 @@ def problems_after(emulator, prefix: str, data: dict[str, bytes], reported: dict
             continue  # that version is gone: rewritten by its owner
         if any(tagging.name in (emulator.tags(BUCKET, k) or {}) for k in holders):
             continue
+        if tagging.key in rewritten and not carried_before_rewrite(records, tagging, rewritten[tagging.key],
+                                                                    journal.rounds):
+            continue  # its owner replaced the version it was on before a move could read it (README)
         windows = loss_windows(records, tagging.key, journal.rounds)
         if not any(start <= tagging.t1 and tagging.t0 <= end for start, end in windows):
             problems.append(f"{tagging.key}: the user's tag {tagging.name} was lost outside the residual windows "
