@@ -5,6 +5,7 @@ FileHashCode callback is refused."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 import xmltodict
@@ -112,6 +113,27 @@ def test_a_large_output_is_pending_until_its_file_job_callback_finishes_it(emula
     # A replay of the original callback starts no second job: the tag names the finished one.
     status, result, _ = invoke(server_app, http_event(body))
     assert status == 200 and result["jobs"][0]["outcome"] == "verified" and emulator.file_jobs_created == 1
+
+
+def test_a_json_file_job_callback_finishes_the_verdict_as_the_xml_one_does(emulator, server_app, posted):
+    """A queue whose callbacks are JSON sends the FileHashCode TaskFinish as JSON too (the job
+    names no CallBackFormat, so the queue's applies)."""
+    emulator.file_queue_callback_format = "JSON"
+    expected = big_object(emulator)
+    status, result, _ = invoke(server_app, http_event(job_xml({"out/big.wav": expected}, ["out/big.wav"])))
+    assert status == 200 and result["jobs"][0]["outcome"] == "pending"
+    emulator.wait_for_file_jobs()
+    [callback] = posted
+    assert callback.content_type == "application/json"
+    hash_job = json.loads(callback.body)["Response"]["JobsDetail"]
+    assert hash_job["Tag"] == "FileHashCode" and hash_job["Operation"]["FileHashCodeResult"]["MD5"] == expected
+
+    status, result, _ = deliver(server_app, callback)
+    assert status == 200, result
+    [job] = result["jobs"]
+    assert (job["jobId"], job["outcome"], job["objects"][0]["verdict"]) == (JOB, "verified", "verified")
+    assert emulator.tags(BUCKET, "out/big.wav")[VERIFY_TAG] == "verified"
+    assert object_reads(emulator) == []
 
 
 def test_a_lost_file_job_callback_is_made_good_by_the_sweep(emulator, server_app, posted):

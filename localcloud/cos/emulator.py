@@ -183,6 +183,15 @@ class CosEmulator(BackgroundServer):
         self._file_jobs.delay = seconds
 
     @property
+    def file_queue_callback_format(self) -> str:
+        """The file-processing queue's callback format (XML or JSON), for jobs that name none."""
+        return self._file_jobs.queue_callback_format
+
+    @file_queue_callback_format.setter
+    def file_queue_callback_format(self, value: str) -> None:
+        self._file_jobs.queue_callback_format = value
+
+    @property
     def file_jobs_created(self) -> int:
         return self._file_jobs.created
 

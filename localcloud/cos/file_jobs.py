@@ -121,6 +121,10 @@ class FileJobs:
         self.callback_sink: CallbackSink | None = None
         self.delay = 0.0
         self.created = 0
+        # The file-processing queue's callback format, used when a job names none: a job's
+        # CallBackFormat "takes priority over that of the queue" (default XML),
+        # https://cloud.tencent.com/document/api/436/83108.
+        self.queue_callback_format = "XML"
 
     # --- HTTP -------------------------------------------------------------------------------
 
@@ -151,7 +155,7 @@ class FileJobs:
         if user_data is not None and (len(user_data) > MAX_USER_DATA
                                       or any(not " " <= ch <= "~" for ch in user_data)):
             raise errors.invalid_argument("UserData must be at most 1024 printable ASCII characters.")
-        callback_format = body.get("CallBackFormat") or "XML"
+        callback_format = body.get("CallBackFormat") or self.queue_callback_format
         if callback_format not in ("XML", "JSON"):
             raise errors.invalid_argument("CallBackFormat must be XML or JSON.")
         job_id = "f" + uuid.uuid4().hex
