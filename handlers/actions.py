@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
@@ -19,6 +19,14 @@ from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObje
 from handlers.tags import JOB_TAG, VERIFY_TAG, plan_tags
 
 TagReader = Callable[[], "dict[str, str] | None"]
+R = TypeVar("R")
+
+
+class Beside(Protocol):
+    """Starts a read (retried within the deadline) and returns what waits for its result:
+    the caller's pool runs it beside whatever the caller does next."""
+
+    def __call__(self, read: Callable[[], R]) -> Callable[[], R]: ...
 
 
 class Tagger(Protocol):
@@ -70,13 +78,16 @@ def write_tags(store: Tagger, place: OutputObject, tags: Mapping[str, str], ours
 
 
 def read_back(store: Tagger, place: OutputObject, tags: Mapping[str, str], ours: Mapping[str, str],
-              deadline: Deadline) -> None:
+              deadline: Deadline) -> bool:
+    """Whether our tags had to be written again."""
     after = retrying(lambda: store.tags(place), deadline)
     if after is None or after == dict(tags):
-        return
+        return False
     again = merged_back(after, ours)
-    if again is not None:
-        retrying(lambda: store.put_tags(place, again), deadline)
+    if again is None:
+        return False
+    retrying(lambda: store.put_tags(place, again), deadline)
+    return True
 
 
 def ensure_tags(store: Tagger, place: OutputObject, existing: Mapping[str, str], verdict: Verdict,
@@ -88,8 +99,10 @@ def ensure_tags(store: Tagger, place: OutputObject, existing: Mapping[str, str],
     return Tagged("tag-skipped", plan.skipped) if plan.skipped else Tagged("tagged", wrote=plan.tags is not None)
 
 
-def tag(check: Check, job_id: str, read_tags: TagReader, store: InPlaceTagger, deadline: Deadline) -> ObjectResult:
+def tag(check: Check, job_id: str, read_tags: TagReader, store: InPlaceTagger, deadline: Deadline,
+        beside: Beside | None = None) -> ObjectResult:
     target = check.target
+    start = beside or _one_after_the_other(deadline)
     try:
         # The read beside the HEAD is as fresh as any when the ETag decided; a content hash
         # may have taken minutes, during which a user may have tagged the object.
@@ -101,16 +114,27 @@ def tag(check: Check, job_id: str, read_tags: TagReader, store: InPlaceTagger, d
             return ObjectResult(check, actions=("tag-skipped" if plan.skipped else "tagged",),
                                 notes=(plan.skipped,) if plan.skipped else ())
         tags, ours = plan.tags, our_tags(check.verdict, job_id)
-        write_tags(store, target, tags, ours, deadline)
+        retrying(lambda: store.put_tags(target, tags), deadline)
         # The version checked may have been replaced before our writes landed: then our tags
         # sit on bytes nobody checked. Only a HEAD after the last write can tell (a version
-        # written after it starts with no tags).
-        now = retrying(lambda: store.head(target), deadline)
+        # written after it starts with no tags). It goes out beside the read-back, which
+        # writes again only when a concurrent writer dropped our tags: then a second HEAD.
+        head = start(lambda: store.head(target))
+        now = retrying(lambda: store.head(target), deadline) if read_back(store, target, tags, ours, deadline) \
+            else head()
         if now is None or check.state is None or now.etag != check.state.etag:
             return _superseded(check, now, ours, store, deadline)
     except (TransientError, StorageError) as exc:
         return ObjectResult(check, error=f"tagging failed: {exc}")
     return ObjectResult(check, actions=("tagged",))
+
+
+def _one_after_the_other(deadline: Deadline) -> Beside:
+    """No pool to read beside: each read runs when it is started."""
+    def start(read: Callable[[], R]) -> Callable[[], R]:
+        value = retrying(read, deadline)
+        return lambda: value
+    return start
 
 
 def _superseded(check: Check, now: ObjectState | None, ours: Mapping[str, str], store: InPlaceTagger,

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from handlers.actions import TagReader, tag
+from handlers.actions import Beside, R, TagReader, tag
 from handlers.callback import all_outputs, unplaced_reason
 from handlers.config import Settings
 from handlers.cos import ObjectStore
@@ -112,8 +112,14 @@ class Processor:
         if movable(check.verdict, settings):
             return move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
         if tags_on(check.verdict, settings):
-            return tag(check, job_id, read_tags, store, deadline)
+            return tag(check, job_id, read_tags, store, deadline, beside=self._beside(deadline))
         return ObjectResult(check)
+
+
+    def _beside(self, deadline: Deadline) -> Beside:
+        def start(read: Callable[[], R]) -> Callable[[], R]:
+            return self._tag_reads.submit(retrying, read, deadline).result
+        return start
 
 
 def _result_of(future: Future[dict[str, str] | None] | None) -> Callable[[], dict[str, str] | None]:

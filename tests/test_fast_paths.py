@@ -137,3 +137,22 @@ def test_without_proxy_or_netrc_the_environment_is_read_once(emulator, monkeypat
     monkeypatch.delenv("REQUESTS_CA_BUNDLE")
     monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
     assert Clients(Settings.from_env(function_env(emulator)))._session.verify is True
+
+
+def test_after_the_tag_write_the_read_back_and_the_head_go_out_together(emulator, app):
+    """Both only look at what our PUT ?tagging left: one round trip, not two (bench/: critical
+    path). Every request is slowed alike, so the overlap shows in the emulator's log."""
+    from tests.conftest import http_event, invoke, md5
+    from tests.samples import job_xml
+
+    data = b"an output whose ETag decides"
+    emulator.put_object(BUCKET, "out/a.mp3", data)
+    emulator.add_fault(key="out/a.mp3", delay=0.15, times=None)
+    status, result, _ = invoke(app, http_event(job_xml({"out/a.mp3": md5(data)}, ["out/a.mp3"])))
+    assert status == 200 and result["jobs"][0]["objects"][0]["actions"] == ["tagged"]
+    log = [r for r in emulator.requests if r.key == "out/a.mp3"]
+    [write] = [r for r in log if r.method == "PUT"]
+    after = [r for r in log if r.started >= write.finished]
+    assert sorted((r.method, "tagging" in r.query) for r in after) == [("GET", True), ("HEAD", False)]
+    read_back, head = sorted(after, key=lambda r: r.method)
+    assert head.started < read_back.finished and read_back.started < head.finished
