@@ -24,11 +24,12 @@ from handlers.config import Settings
 from handlers.deadline import LOCAL_BUDGET_SECONDS, MIN_ATTEMPT_SECONDS, Deadline
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import ObjectState, OutputObject
-from handlers.ranged import RangedRead, ranged_md5
+from handlers.ranged import Buffers, RangedRead, ranged_md5
 from handlers.throughput import HashEstimate, HashThroughput
 from handlers.verify import out_of_time
 
 CHUNK_BYTES = 1 << 20
+PIECE_BYTES = 64 << 10
 # Headers that are the object's metadata: a multipart copy must set them again itself.
 _METADATA = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
 _RETRYABLE_CODES = {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"}
@@ -173,10 +174,11 @@ class ObjectStore:
     def _ranged_md5(self, target: OutputObject, etag: str, size: int) -> str:
         plan = RangedRead(size, self._settings.read_part_bytes, self._settings.read_connections)
         deadline = self._deadline or Deadline.after(LOCAL_BUDGET_SECONDS)
-        return ranged_md5(plan, lambda first, last: self._range(target, etag, first, last), deadline,
+        return ranged_md5(plan, lambda first, last, buffers: self._range(target, etag, first, last, buffers), deadline,
                           lambda hashed: out_of_time(size, f"{hashed} hashed when the invocation's time ran out"))
 
-    def _range(self, target: OutputObject, etag: str, first: int, last: int) -> Generator[bytes, None, None]:
+    def _range(self, target: OutputObject, etag: str, first: int, last: int,
+               buffers: Buffers) -> Generator[memoryview, None, None]:
         """Bytes first..last of the version with `etag`. A 412 (or 404) means the object was
         rewritten (or deleted) during the read: PreconditionFailed, never retried here, as the
         bytes already hashed belong to another version."""
@@ -194,7 +196,7 @@ class ObjectStore:
         try:
             if int(response.get("Content-Length", -1)) != last - first + 1:
                 raise TransientError(f"{where}: answered {response.get('Content-Length')} bytes")
-            for chunk in _chunks(stream):
+            for chunk in _chunks_into(stream, buffers):
                 received += len(chunk)
                 yield chunk
             complete = True
@@ -351,6 +353,28 @@ def _chunks(stream: Any, size: int = CHUNK_BYTES) -> Iterator[bytes]:
         if not chunk:
             return
         yield chunk
+
+
+def _chunks_into(stream: Any, buffers: Buffers) -> Iterator[memoryview]:
+    """The body as views of reused buffers (handlers/ranged.Buffers says why). urllib3 cannot
+    read into a caller's buffer (its readinto reads a new bytes object and copies it), so the
+    body is read in 64 KiB pieces and copied in: a temporary that small stays below the
+    allocator's mmap threshold and is recycled in place, not faulted in afresh each time."""
+    while True:
+        buffer = buffers.take()
+        view, filled = memoryview(buffer), 0
+        while filled < len(buffer):
+            data = stream.read(min(PIECE_BYTES, len(buffer) - filled), decode_content=False)
+            if not data:
+                break
+            view[filled:filled + len(data)] = data
+            filled += len(data)
+        if not filled:
+            buffers.give(buffer)
+            return
+        yield view[:filled]
+        if filled < len(buffer):
+            return
 
 
 _SDK_NAMES = {"content-type": "ContentType", "cache-control": "CacheControl",

@@ -128,7 +128,7 @@ def test_a_rewrite_during_a_parallel_read_ends_in_error_never_verified(emulator,
 def _reader(data: bytes, delays: dict[int, float], failures: dict[int, int], held: list[int], live: list[int]):
     lock = threading.Lock()
 
-    def read(first: int, last: int):
+    def read(first: int, last: int, buffers=None):
         with lock:
             live[0] += 1
             held[0] = max(held[0], live[0])
@@ -178,3 +178,24 @@ def test_the_read_stops_at_the_deadline():
     else:
         raise AssertionError("expected OutOfTime")
     assert time.monotonic() - started < 1.5
+
+
+def test_chunk_buffers_are_reused_from_range_to_range():
+    """A fresh buffer per chunk costs page faults and doubles the peak memory (bench/): the
+    read reuses at most connections x chunks-per-part buffers, however many ranges it reads."""
+    data = _object(24)
+    taken: list[bytearray] = []  # held, so that no id is reused by a later buffer
+
+    def read(first: int, last: int, buffers):
+        position = first
+        while position <= last:
+            buffer = buffers.take()
+            taken.append(buffer)
+            n = min(len(buffer), last + 1 - position)
+            buffer[:n] = data[position:position + n]
+            position += n
+            yield memoryview(buffer)[:n]
+
+    plan = RangedRead(len(data), 2 * MIB, 3)
+    assert ranged_md5(plan, read, Deadline.after(30), str) == hashlib.md5(data).hexdigest()
+    assert len(taken) == 24 and len({id(b) for b in taken}) <= 3 * 2
