@@ -1,8 +1,9 @@
 """Run a callback's jobs: check every output in parallel, act on the verdicts, sum up.
 
-Per object the critical path is four round trips: HEAD (with the tag read beside it), the
-tag write, the tag read-back that catches a concurrent writer, and the HEAD that proves the
-tags landed on the version checked (handlers/actions.py: COS has no conditional tagging).
+Per object the critical path is three round trips: HEAD (with the tag read beside it), the
+tag write, then the tag read-back that catches a concurrent writer beside the HEAD that
+proves the tags landed on the version checked (handlers/actions.py: COS has no conditional
+tagging).
 Content hashing adds one streamed GET (and a fresh tag read) only when the ETag cannot
 decide; a move adds its own steps (handlers/moves.py).
 """

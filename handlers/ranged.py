@@ -173,8 +173,9 @@ def ranged_md5(plan: RangedRead, read_range: RangeReader, deadline: Deadline,
                     if deadline.remaining() <= 0:
                         _give_back(buffers, chunk)
                         raise OutOfTime(out_of_time(hashed[0]))
+                    size = len(chunk)  # once handed over, the chunk is the hashing thread's
                     window.add(index, chunk)
-                    position += len(chunk)
+                    position += size
             finally:
                 reader.close()
             if position != last + 1:

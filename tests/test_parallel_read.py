@@ -199,3 +199,29 @@ def test_chunk_buffers_are_reused_from_range_to_range():
     plan = RangedRead(len(data), 2 * MIB, 3)
     assert ranged_md5(plan, read, Deadline.after(30), str) == hashlib.md5(data).hexdigest()
     assert len(taken) == 24 and len({id(b) for b in taken}) <= 3 * 2
+
+
+def test_a_reader_that_loses_the_cpu_after_handing_over_a_chunk_does_not_touch_it_again(monkeypatch):
+    """Found by review: the hashing thread gives a chunk's buffer back (releasing its view) as
+    soon as it is hashed; a reader that then read len(chunk) raised ValueError, which is no
+    TransientError: the whole callback answered 500. The pause is staged after the hand-over."""
+    from handlers import ranged
+
+    data = _object(4)
+    hand_over = ranged._Window.add
+
+    def add_then_lose_the_cpu(self, index, chunk):
+        hand_over(self, index, chunk)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(ranged._Window, "add", add_then_lose_the_cpu)
+
+    def read(first: int, last: int, buffers):
+        for at in range(first, last + 1, MIB // 2):
+            buffer = buffers.take()
+            n = min(MIB // 2, last + 1 - at)
+            buffer[:n] = data[at:at + n]
+            yield memoryview(buffer)[:n]
+
+    assert ranged_md5(RangedRead(len(data), 2 * MIB, 2), read, Deadline.after(30), str) == \
+        hashlib.md5(data).hexdigest()
