@@ -32,9 +32,11 @@ def outcome_of(job: Job, results: tuple[ObjectResult, ...]) -> Outcome:
     if not job.succeeded:
         return Outcome.FAILED_JOB
     verdicts = {r.check.verdict for r in results}
-    if Verdict.ERROR in verdicts or any(r.error for r in results):
+    if any(r.error or (r.check.verdict is Verdict.ERROR and not r.check.too_large) for r in results):
         return Outcome.RETRY
-    if verdicts & {Verdict.MISMATCH, Verdict.MISSING}:
+    # An output no invocation of this configuration can hash fails the job: another try would
+    # refuse it again (a CMQ batch would come back forever); the sweep keeps naming it.
+    if verdicts & {Verdict.MISMATCH, Verdict.MISSING, Verdict.ERROR}:
         return Outcome.FAILED
     if Verdict.PENDING in verdicts:
         return Outcome.PENDING

@@ -41,7 +41,9 @@ def test_a_huge_object_with_a_short_limit_is_not_started_and_the_handler_answers
     elapsed = time.monotonic() - started
     assert elapsed < 2.0, f"{elapsed:.1f} s for an answer that needs a HEAD"
     obj = answer["jobs"][0]["objects"][0]
-    assert status == 503 and headers["Retry-After"] and obj["verdict"] == "error" and obj["tooLarge"] is True
+    # Retrying cannot help: 200, the job failed, the object untouched (the sweep keeps naming it).
+    assert status == 200 and "Retry-After" not in headers and obj["verdict"] == "error" and obj["tooLarge"] is True
+    assert answer["jobs"][0]["outcome"] == "failed"
     reason = obj["reason"]
     assert reason.startswith(f"{TOO_LARGE}: not enough time to hash {len(data)} bytes")
     assert "12.8 s" in reason and "2.0 s" in reason and "no retry will start it" in reason
@@ -52,15 +54,32 @@ def test_a_huge_object_with_a_short_limit_is_not_started_and_the_handler_answers
     assert logged[0]["tooLarge"] is True and logged[0]["level"] in ("WARNING", "ERROR")
 
 
-def test_the_sweep_names_the_outputs_too_large_for_this_configuration(emulator, make_app):
+def test_a_queue_message_too_large_for_this_configuration_is_not_delivered_again_and_again(emulator, make_app):
+    """Retrying cannot help an object no invocation of this configuration can hash: the CMQ
+    batch is acknowledged (job outcome failed, the object untagged), not raised back to SCF
+    to be delivered again forever; the sweep keeps naming it (below)."""
+    data = _pattern(256)
+    body = _put(emulator, "out/huge.wav", data)
+    event = {"Records": [{"CMQ": {"type": "queue", "msgId": "m1", "msgBody": body.decode()}}]}
+    result = make_app().handle(event, {"request_id": "r", "time_limit_in_ms": 3000})
+    [message] = result["messages"]
+    [job] = message["jobs"]
+    assert job["outcome"] == "failed" and job["objects"][0]["tooLarge"] is True
+    assert _gets(emulator, "out/huge.wav") == [] and emulator.tags(BUCKET, "out/huge.wav") == {}
+
+
+def test_the_sweep_names_the_outputs_too_large_for_this_configuration(emulator, make_app, log_lines):
     body = _put(emulator, "out/huge.wav", _pattern(96))
     detail = xmltodict.parse(body)["Response"]["JobsDetail"]
     emulator.register_job(detail["Input"]["BucketId"], detail)
     app = make_app(DEFAULT_REGION=REGION, HASH_MIB_PER_SECOND="1")  # 96 s, in a 15 s limit
-    result = app.handle(TIMER, {"time_limit_in_ms": 15000})  # the sweep keeps COS_TIMEOUT_SECONDS back
-    assert result["sweep"]["checked"] == 1
-    assert result["sweep"]["tooLarge"] == [f"{detail['JobId']} {BUCKET}/out/huge.wav"]
+    for _ in range(2):  # not decided, so every tick takes it up again, and says so
+        result = app.handle(TIMER, {"time_limit_in_ms": 15000})  # the sweep keeps COS_TIMEOUT_SECONDS back
+        assert result["sweep"]["checked"] == 1
+        assert result["sweep"]["tooLarge"] == [f"{detail['JobId']} {BUCKET}/out/huge.wav"]
     assert _gets(emulator, "out/huge.wav") == []
+    summaries = [json.loads(line) for line in log_lines if '"reconciliation sweep finished"' in line]
+    assert [s["level"] for s in summaries] == ["WARNING", "WARNING"]  # an operator has to act
 
 
 def test_the_container_learns_its_speed_from_the_reads_it_finished(emulator, make_app):
@@ -87,7 +106,7 @@ def test_a_slow_read_lowers_the_estimate_at_once(emulator, make_app):
     assert status == 200 and answer["jobs"][0]["objects"][0]["verdict"] == "verified"
     status, answer, _ = invoke(app, http_event(next_body), {"request_id": "r2", "time_limit_in_ms": 4000})
     obj = answer["jobs"][0]["objects"][0]
-    assert status == 503 and obj["verdict"] == "error" and obj["tooLarge"] is True
+    assert status == 200 and obj["verdict"] == "error" and obj["tooLarge"] is True
     assert "as this container measured" in obj["reason"] and "HASH_MIB_PER_SECOND" not in obj["reason"]
     assert _gets(emulator, "out/next.wav") == []
 

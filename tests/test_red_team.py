@@ -206,7 +206,10 @@ def test_a_hash_that_cannot_finish_in_time_is_not_started(emulator, make_app):
     status, body, headers = invoke(app, http_event(job_xml(md5s={"out/big.wav": md5(data)}, names=["out/big.wav"])),
                                    {"request_id": "r", "time_limit_in_ms": 3000})
     obj = body["jobs"][0]["objects"][0]
-    assert status == 503 and headers["Retry-After"] and obj["verdict"] == "error"
+    # No invocation of 3 s could hash it: 200 and a failed job, since another try would only
+    # refuse it again (tests/test_hash_planning.py has the rest of that contract).
+    assert status == 200 and "Retry-After" not in headers and obj["verdict"] == "error" and obj["tooLarge"]
+    assert body["jobs"][0]["outcome"] == "failed"
     assert f"not enough time to hash {len(data)} bytes" in obj["reason"]
     assert "timeout" in obj["reason"] and "DISPATCH=async" in obj["reason"]
     assert [r for r in emulator.requests if r.method == "GET" and not r.query] == []  # not started

@@ -33,6 +33,6 @@ def handle(pipeline: Pipeline, deadline: Deadline, request_id: str) -> dict[str,
     sweep = Sweep(settings, verify_job, pipeline.ci_jobs.bound(deadline), pipeline.store.bound(deadline))
     swept = sweep.run(deadline)
     report = swept.as_dict()
-    troubled = bool(swept.errors or swept.unreadable) or needs_retry(swept.checked)
+    troubled = bool(swept.errors or swept.unreadable or report["tooLarge"]) or needs_retry(swept.checked)
     log.at(log.WARNING if troubled else log.INFO, "reconciliation sweep finished", **report)
     return {"sweep": report}
