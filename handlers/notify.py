@@ -24,8 +24,8 @@ Pure message building per format, a small sender, and "already sent" kept in COS
 At most one message per job, outcome and URL: after a delivery the function writes a marker
 object, `<REPORT_PREFIX or .ci-callback-verifier/>notified/<JobId>/<outcome>.<URL hash>`, in the
 job's output bucket, and a replay that finds it sends nothing. COS has no create-if-absent write
-(DESIGN.md), so a window remains: two deliveries of one callback running at the same moment both
-find no marker and both send; so does a replay after an invocation that sent the message and
+(../shared/DESIGN.md), so a window remains: two deliveries of one callback running at the same
+moment both find no marker and both send; so does a replay after an invocation that sent the message and
 was cut off (or could not write the marker) before the marker was written. The window is one
 message round trip wide; the webhook-id above closes it for receivers that dedupe on it.
 

@@ -1,4 +1,4 @@
-"""The response body: one entry per job, one per object (the contract in DESIGN.md).
+"""The response body: one entry per job, one per object (the contract: README, "What the function answers").
 
 Verdicts: verified, mismatch, missing, superseded, unverifiable, error, and pending (VERIFY_MODE=server:
 a CI FileHashCode job is hashing the object; its callback, handlers/serverhash.py, completes it).

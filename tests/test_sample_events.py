@@ -1,6 +1,6 @@
 """events/*.json are whole events, as SCF delivers them, and what `python -m localcloud samples` builds.
 
-Shapes (DESIGN.md, Tencent's Function URL and API Gateway trigger documentation):
+Shapes (../shared/DESIGN.md, Tencent's Function URL and API Gateway trigger documentation):
 - Function URL, event function: {body, headers, httpMethod, path, queryString}; no
   requestContext, isBase64Encoded, pathParameters, queryStringParameters, headerParameters;
   header names in lower case.
