@@ -90,3 +90,23 @@ def test_run_reads_a_relative_event_path_from_the_callers_directory(emulator, tm
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert '"sweep": "nothing to reconcile"' in done.stdout
+
+
+def test_dev_py_report_summarises_the_audit_reports_and_gates_on_problems(emulator, make_app, tmp_path):
+    """`python3 dev.py report`, from any directory, against the emulator: the audit report of
+    a mismatching job, summarised, and exit status 1 (a cron job or CI step can gate on it)."""
+    from tests.conftest import http_event, invoke, md5
+    from tests.samples import BUCKET, REGION, job_xml
+
+    emulator.put_object(BUCKET, "out/r.mp3", b"not what CI wrote")
+    status, _, _ = invoke(make_app(REPORT_PREFIX="ci-reports/"),
+                          http_event(job_xml({"out/r.mp3": md5(b"what CI wrote")}, ["out/r.mp3"])))
+    assert status == 200
+    env = {k: v for k, v in os.environ.items() if k not in SERVE_SETTINGS}
+    env.update(function_env(emulator), REPORT_PREFIX="ci-reports/")
+    done = subprocess.run([sys.executable, str(DEV_PY), "report", "--bucket", BUCKET, "--region", REGION,
+                           "--format", "json"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["source"] == "reports" and summary["objects"] == {"mismatch": 1}
+    assert [p["key"] for p in summary["problems"]] == ["out/r.mp3"]

@@ -151,3 +151,30 @@ def test_the_unpacked_package_runs_a_sample_event_in_a_bare_interpreter(package,
     assert job["outcome"] == "verified"
     assert {o["key"]: o["verdict"] for o in job["objects"]} == {key: "verified" for key in objects}
     assert all(emulator.tags(BUCKET, key)["ci-verify"] == "verified" for key in objects)
+
+
+REPORT_IN_PACKAGE = "import sys; sys.path.insert(0, sys.argv[1]); from handlers.summary import main; " \
+                    "sys.exit(main(sys.argv[2:]))"
+
+
+def test_the_unpacked_package_runs_the_verification_report_in_a_bare_interpreter(package, emulator, make_app,
+                                                                                   tmp_path):
+    """The report command ships in the package and needs nothing else (issue 12, item 3)."""
+    from tests.conftest import invoke, md5
+    from tests.samples import BUCKET, REGION, job_xml
+
+    emulator.put_object(BUCKET, "out/r.mp3", b"r" * 100)
+    status, _, _ = invoke(make_app(REPORT_PREFIX="ci-reports/"),
+                          http_event(job_xml({"out/r.mp3": md5(b"r" * 100)}, ["out/r.mp3"])))
+    assert status == 200
+    python = find_python310() or sys.executable
+    tree = tmp_path / "code"
+    with zipfile.ZipFile(package.zip_path) as archive:
+        archive.extractall(tree)
+    run = subprocess.run([python, "-I", "-S", "-c", REPORT_IN_PACKAGE, str(tree), "--bucket", BUCKET, "--region",
+                          REGION, "--format", "json"], cwd=tree, env={**function_env(emulator),
+                                                                     "REPORT_PREFIX": "ci-reports/"},
+                         capture_output=True, text=True, timeout=120, check=False)
+    assert run.returncode == 0, f"exit {run.returncode}\n{run.stdout}\n{run.stderr}"
+    summary = json.loads(run.stdout)
+    assert summary["jobs"] == {"verified": 1} and summary["objects"] == {"verified": 1}
