@@ -141,6 +141,33 @@ def test_an_empty_md5_beside_the_real_one_is_a_gap_not_a_conflict(emulator, app,
     assert emulator.tags(BUCKET, "out/a.mp4") == {VERIFY_TAG: "verified", JOB_TAG: JOB}
 
 
+@pytest.mark.parametrize("verify_with_ci", ["false", "true"])
+def test_an_output_file_without_region_takes_the_region_of_its_bucket_from_the_input(emulator, make_app,
+                                                                                     verify_with_ci):
+    emulator.put_object(BUCKET, "out/a.mp4", DATA)
+    body = job_xml(md5s={"out/a.mp4": md5(DATA)}, names=["out/a.mp4"]).replace(
+        f"<Bucket>{BUCKET}</Bucket><Region>{REGION}</Region>".encode(), f"<Bucket>{BUCKET}</Bucket>".encode())
+    register(emulator, body)
+    status, result, _ = invoke(make_app(VERIFY_WITH_CI=verify_with_ci), http_event(body))
+    assert status == 200, result
+    (obj,) = result["jobs"][0]["objects"]
+    assert (obj["bucket"], obj["region"], obj["verdict"]) == (BUCKET, REGION, "verified")
+    assert emulator.tags(BUCKET, "out/a.mp4") == {VERIFY_TAG: "verified", JOB_TAG: JOB}
+
+
+@pytest.mark.parametrize("verify_with_ci", ["false", "true"])
+def test_times_written_as_a_dash_are_no_time_and_refuse_nothing(emulator, make_app, verify_with_ci):
+    """CI writes `-` for a time it has not got (StartTime, EndTime of a job, in its published
+    answers): no end time, so no object is judged superseded by it; the verdict stands."""
+    emulator.put_object(BUCKET, "out/a.mp4", DATA)
+    body = job_xml(md5s={"out/a.mp4": md5(DATA)}, names=["out/a.mp4"], times=("-", "-", "-"))
+    register(emulator, body)
+    status, result, _ = invoke(make_app(VERIFY_WITH_CI=verify_with_ci), http_event(body))
+    assert status == 200, result
+    assert result["jobs"][0]["objects"][0]["verdict"] == "verified"
+    assert parse_callback(body).jobs_detail[0].end_time is None
+
+
 # --- WorkflowFinish without a bucket ---------------------------------------------------------
 
 def _workflow_without_bucket(job_ids: list[str]) -> bytes:
