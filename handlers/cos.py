@@ -118,6 +118,9 @@ class ObjectStore:
         """How long hashing `size` bytes is expected to take, from what this container measured."""
         return self._throughput.estimate(size, self._read_kind(size))
 
+    def hash_skipped(self, size: int) -> None:
+        self._throughput.skipped(self._read_kind(size))
+
     def _cos(self, region: str) -> CosS3Client:
         return self._clients.cos(region, self._deadline)
 

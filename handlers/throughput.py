@@ -3,7 +3,10 @@
 A warm SCF container serves many invocations; what its reads achieved is the best guess of
 what the next one will. The figure starts at HASH_MIB_PER_SECOND (conservative), follows a
 slower read at once (better to skip a hash that might have fitted than to start one that
-cannot), and a faster one halfway, so one lucky read does not promise too much. Ranged
+cannot), and a faster one halfway, so one lucky read does not promise too much. A hash
+skipped on the learnt figure alone (HASH_MIB_PER_SECOND would have fitted) moves it halfway
+back: one slow moment delays an object by a retry or two, never for the container's life,
+since a hash that is never started teaches nothing. Ranged
 (parallel) reads and single-connection reads are learnt apart: they differ by the number of
 connections. Nothing is kept across containers.
 """
@@ -22,6 +25,13 @@ class HashEstimate:
     seconds: float
     mib_per_second: float
     measured: bool  # learnt from this container's reads, rather than HASH_MIB_PER_SECOND
+    # At the faster of HASH_MIB_PER_SECOND and the learnt figure. Only this may say that no
+    # invocation can hash the object: the learnt figure may come from one slow moment.
+    best_seconds: float | None = None
+
+    @property
+    def fastest(self) -> float:
+        return self.seconds if self.best_seconds is None else min(self.seconds, self.best_seconds)
 
     def describe(self) -> str:
         basis = "as this container measured" if self.measured else "assumed until a read is measured"
@@ -39,7 +49,15 @@ class HashThroughput:
             rate = self._learnt.get(kind)
         measured = rate is not None
         rate = self._start if rate is None else rate
-        return HashEstimate(size / (rate * MIB), rate, measured)
+        return HashEstimate(size / (rate * MIB), rate, measured, size / (max(rate, self._start) * MIB))
+
+    def skipped(self, kind: str) -> None:
+        """A hash was not started on this estimate: a learnt figure below HASH_MIB_PER_SECOND
+        moves halfway back to it (see above)."""
+        with self._lock:
+            learnt = self._learnt.get(kind)
+            if learnt is not None and learnt < self._start:
+                self._learnt[kind] = learnt + (self._start - learnt) / 2
 
     def record(self, size: int, seconds: float, kind: str) -> None:
         if size < MIN_SAMPLE_BYTES or seconds < MIN_SAMPLE_SECONDS:

@@ -26,6 +26,7 @@ TOO_LARGE = "too large for this configuration"
 class Inspector(Protocol):
     def head(self, target: OutputObject) -> ObjectState | None: ...
     def hash_estimate(self, size: int) -> HashEstimate: ...
+    def hash_skipped(self, size: int) -> None: ...
     def content_md5(self, target: OutputObject, etag: str, size: int = -1) -> str: ...
 
 
@@ -55,8 +56,11 @@ def hash_time_problem(size: int, remaining: float, estimate: HashEstimate,
         return None
     advice = _ADVICE if estimate.measured else _ADVICE + _ASSUMED_ADVICE
     speed = f"at {estimate.describe()} that takes about {estimate.seconds:,.1f} s"
-    if budget is not None and estimate.seconds > budget:
+    if budget is not None and estimate.fastest > budget:
         # Every retry would refuse it again: say so, so that nobody waits for the next one.
+        if estimate.fastest < estimate.seconds:  # HASH_MIB_PER_SECOND is faster than what was learnt
+            speed = (f"even at HASH_MIB_PER_SECOND ({size / (1 << 20) / estimate.fastest:,.0f} MiB/s) that takes "
+                     f"about {estimate.fastest:,.1f} s")
         return (f"{TOO_LARGE}: not enough time to hash {size} bytes ({size / (1 << 30):.2f} GiB): {speed}, "
                 f"more than the {budget:.1f} s an invocation of this function has, so it was not started and "
                 f"no retry will start it; {advice}"), True
@@ -86,6 +90,7 @@ def check_object(target: OutputObject, store: Inspector, mode: str, job_end: dat
                                      deadline.budget)
         if too_long is not None:
             reason, too_large = too_long
+            store.hash_skipped(state.size)
             return Check(target, Verdict.ERROR, Method.NONE, reason, state, too_large=too_large)
         return decide_by_content(target, state, store.content_md5(target, state.etag, state.size), job_end)
 
