@@ -77,8 +77,18 @@ def is_done(job: Job, read_tags: Callable[[OutputObject], dict[str, str] | None]
     return True
 
 
+class JobNotChecked(Exception):
+    """A job this tick could not check (CI could not confirm it, say); the message says why.
+    The sweep reports it and goes on with the others; the next tick lists it again."""
+
+
+# Runs a callback for one listed job: its results and the problems it met afterwards (an audit
+# report that could not be written); raises JobNotChecked.
+JobRunner = Callable[[Callback, Deadline], tuple[list[JobResult], list[str]]]
+
+
 class Sweep:
-    def __init__(self, settings: Settings, run_jobs: Callable[[Callback, Deadline], list[JobResult]],
+    def __init__(self, settings: Settings, run_jobs: JobRunner,
                  lister: JobLister, store: TagReader):
         self._settings = settings
         self._run_jobs = run_jobs
@@ -148,7 +158,13 @@ class Sweep:
             if deadline.remaining() < reserve:
                 report.stopped_early = True
                 return
-            report.checked.extend(self._run_jobs(Callback("TaskFinish", (job,)), deadline))
+            try:
+                results, problems = self._run_jobs(Callback("TaskFinish", (job,)), deadline)
+            except JobNotChecked as exc:
+                report.errors.append(f"job {job.job_id}: {exc}")
+                continue
+            report.checked.extend(results)
+            report.errors.extend(f"job {job.job_id}: {problem}" for problem in problems)
 
     def _done(self, job: Job, deadline: Deadline) -> bool:
         if not job.succeeded:

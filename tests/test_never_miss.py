@@ -114,6 +114,23 @@ def test_a_job_whose_callback_never_came_is_verified_by_the_sweep(emulator, make
     assert emulator.tags(BUCKET, "out/4.mp3") == {VERIFY_TAG: "mismatch", JOB_TAG: job_id(4)}
 
 
+def test_one_job_ci_cannot_describe_does_not_stop_the_sweep(emulator, make_app, log_lines):
+    """A job whose confirmation fails (CI's job API answers 503 for it) is reported and left to
+    the next tick; the tick still checks the other jobs and logs its summary (red-team finding:
+    CiUnavailable escaped the timer as a traceback)."""
+    register(emulator, one_job(emulator, 6, b"unconfirmable"))
+    register(emulator, one_job(emulator, 7, b"fine"))
+    app = sweep_app(make_app, VERIFY_WITH_CI="true")
+    emulator.add_fault(service="ci", method="GET", key=f"jobs/{job_id(6)}", status=503, times=None)
+    result = app.handle(TIMER, {"request_id": "t", "time_limit_in_ms": 30000})["sweep"]
+    assert result["checked"] == 1 and len(result["errors"]) == 1
+    assert result["errors"][0].startswith(f"job {job_id(6)}: ")
+    assert emulator.tags(BUCKET, "out/7.mp3") == {VERIFY_TAG: "verified", JOB_TAG: job_id(7)}
+    assert emulator.tags(BUCKET, "out/6.mp3") == {}
+    [summary] = [json.loads(line) for line in log_lines if '"reconciliation sweep finished"' in line]
+    assert summary["level"] == "WARNING"
+
+
 def test_the_sweep_skips_jobs_already_done_without_writing(emulator, make_app):
     register(emulator, one_job(emulator, 5, b"done"))
     app = sweep_app(make_app, ACTION_VERIFIED="tag,move")

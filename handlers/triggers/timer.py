@@ -7,6 +7,8 @@ from typing import Any
 
 from handlers import log
 from handlers.auth import check_allowed
+from handlers.callback import MalformedCallback
+from handlers.ci import CiUnavailable, JobNotConfirmed
 from handlers.deadline import Deadline
 from handlers.http import HttpError
 from handlers.models import Callback, JobResult
@@ -20,15 +22,20 @@ def handle(pipeline: Pipeline, deadline: Deadline, request_id: str) -> dict[str,
         log.warning("timer tick, but no bucket to reconcile: set RECONCILE_BUCKETS (or ALLOWED_BUCKETS "
                     "and DEFAULT_REGION)")
         return {"sweep": "nothing to reconcile"}
-    from handlers.sweep import Sweep  # only the timer needs it
+    from handlers.sweep import JobNotChecked, Sweep  # only the timer needs it
 
-    def verify_job(callback: Callback, job_deadline: Deadline) -> list[JobResult]:
+    def verify_job(callback: Callback, job_deadline: Deadline) -> tuple[list[JobResult], list[str]]:
         try:
             check_allowed(callback, settings)
         except HttpError as exc:
             log.warning("sweep skipped a job outside the allow-lists", reason=exc.reason)
-            return []
-        return pipeline.run(callback, job_deadline, request_id, time.time())[0]
+            return [], []
+        try:
+            return pipeline.run(callback, job_deadline, request_id, time.time())
+        except (MalformedCallback, JobNotConfirmed, CiUnavailable) as exc:
+            raise JobNotChecked(str(exc)) from None
+        except HttpError as exc:  # CI's account of the job names a bucket not allowed
+            raise JobNotChecked(exc.reason) from None
 
     sweep = Sweep(settings, verify_job, pipeline.ci_jobs.bound(deadline), pipeline.store.bound(deadline))
     swept = sweep.run(deadline)
