@@ -32,6 +32,10 @@ def object_entry(result: ObjectResult) -> dict[str, Any]:
         "method": check.method.value,
         "actions": list(result.actions),
     }
+    if check.state is not None:
+        # The version the verdict is about: a consumer compares it with the object's ETag now
+        # (README, residual windows: a tag write COS applies after it was given up on).
+        entry["etag"] = check.state.etag
     reasons = [r for r in (check.reason, *result.notes, result.error) if r]
     if reasons:
         entry["reason"] = "; ".join(reasons)

@@ -65,7 +65,7 @@ def test_documented_callback_verifies_and_tags_both_tracks(emulator, app, fixtur
         ("output/backgroud.mp3", "verified", "etag", ["tagged"])]
     assert job["objects"][0] == {"bucket": BUCKET, "region": "ap-chongqing", "key": "output/audio.mp3",
                                  "expectedMd5": md5(VOICE), "verdict": "verified", "method": "etag",
-                                 "actions": ["tagged"]}
+                                 "actions": ["tagged"], "etag": md5(VOICE)}  # a single PUT: the ETag is the MD5
     for key in ("output/audio.mp3", "output/backgroud.mp3"):
         assert emulator.tags(BUCKET, key) == {VERIFY_TAG: "verified", JOB_TAG: DOC_JOB}
     # Nothing read whole: HEAD + tag read, then the tag write, then a HEAD that proves the tags

@@ -239,6 +239,23 @@ def test_an_audit_report_per_job_is_written_and_overwritten_on_replay(emulator, 
     assert set(report["timings"]) == {"startedAt", "finishedAt", "durationMs"}
 
 
+def test_answer_and_report_name_the_etag_of_the_version_checked(emulator, make_app):
+    """A consumer can tell whether a verdict is about the bytes an object holds now (README,
+    residual windows: a tag write COS applies after the function gave up on it)."""
+    data = bytes(range(256)) * 2048
+    emulator.put_object(BUCKET, "out/parts.wav", data, part_size=256 * 1024)  # a multipart ETag, not the MD5
+    body = job_xml(md5s={"out/parts.wav": md5(data), "out/none.wav": md5(b"never written")}, names=[],
+                   job_id=job_id(14))
+    status, answer, _ = invoke(make_app(REPORT_PREFIX="ci-reports/"), http_event(body))
+    etag = emulator.object_info(BUCKET, "out/parts.wav")["etag"]
+    assert "-" in etag
+    by_key = {o["key"]: o for o in answer["jobs"][0]["objects"]}
+    assert (by_key["out/parts.wav"]["verdict"], by_key["out/parts.wav"]["etag"]) == ("verified", etag)
+    assert by_key["out/none.wav"]["verdict"] == "missing" and "etag" not in by_key["out/none.wav"]
+    report = json.loads(emulator.object_bytes(BUCKET, f"ci-reports/{job_id(14)}.json"))
+    assert {o["key"]: o.get("etag") for o in report["objects"]} == {"out/parts.wav": etag, "out/none.wav": None}
+
+
 def test_a_report_that_cannot_be_written_asks_for_a_retry(emulator, make_app):
     body = one_job(emulator, 14, b"voice")
     emulator.add_fault(method="PUT", key=f"ci-reports/{job_id(14)}.json", status=503, times=None)
