@@ -33,9 +33,9 @@ def _gets(emulator, key: str):
 
 def test_a_huge_object_with_a_short_limit_is_not_started_and_the_handler_answers_in_time(emulator, make_app,
                                                                                          log_lines):
-    data = _pattern(256)
+    data = _pattern(26)
     body = _put(emulator, "out/huge.wav", data)
-    app = make_app()  # 20 MiB/s assumed at first: 12.8 s, with 2 s to work in
+    app = make_app(HASH_MIB_PER_SECOND="2")  # assumed until measured: 13 s, with 2 s to work in
     started = time.monotonic()
     status, answer, headers = invoke(app, http_event(body), {"request_id": "r", "time_limit_in_ms": 3000})
     elapsed = time.monotonic() - started
@@ -46,7 +46,7 @@ def test_a_huge_object_with_a_short_limit_is_not_started_and_the_handler_answers
     assert answer["jobs"][0]["outcome"] == "failed"
     reason = obj["reason"]
     assert reason.startswith(f"{TOO_LARGE}: not enough time to hash {len(data)} bytes")
-    assert "12.8 s" in reason and "2.0 s" in reason and "no retry will start it" in reason
+    assert "13.0 s" in reason and "2.0 s" in reason and "no retry will start it" in reason
     assert "900 s" in reason and "VERIFY_MODE=server" in reason and "HASH_MIB_PER_SECOND" in reason
     assert _gets(emulator, "out/huge.wav") == []  # not started
     assert emulator.tags(BUCKET, "out/huge.wav") == {}
@@ -58,10 +58,10 @@ def test_a_queue_message_too_large_for_this_configuration_is_not_delivered_again
     """Retrying cannot help an object no invocation of this configuration can hash: the CMQ
     batch is acknowledged (job outcome failed, the object untagged), not raised back to SCF
     to be delivered again forever; the sweep keeps naming it (below)."""
-    data = _pattern(256)
+    data = _pattern(26)
     body = _put(emulator, "out/huge.wav", data)
     event = {"Records": [{"CMQ": {"type": "queue", "msgId": "m1", "msgBody": body.decode()}}]}
-    result = make_app().handle(event, {"request_id": "r", "time_limit_in_ms": 3000})
+    result = make_app(HASH_MIB_PER_SECOND="2").handle(event, {"request_id": "r", "time_limit_in_ms": 3000})
     [message] = result["messages"]
     [job] = message["jobs"]
     assert job["outcome"] == "failed" and job["objects"][0]["tooLarge"] is True
@@ -139,17 +139,17 @@ def test_a_slow_read_lowers_the_estimate_at_once(emulator, make_app):
 
 
 def test_too_large_for_good_is_decided_at_the_faster_of_the_configured_and_the_learnt_speed(emulator, make_app):
-    slow, huge = _pattern(40), _pattern(96)
+    slow, huge = _pattern(8), _pattern(24)
     slow_body, huge_body = _put(emulator, "out/slow.wav", slow), _put(emulator, "out/huge.wav", huge)
-    emulator.limit_bandwidth(2 * MIB)  # 8 MiB/s over four connections
-    app = make_app(HASH_MIB_PER_SECOND="20")
+    emulator.limit_bandwidth(4 * MIB)
+    app = make_app(HASH_MIB_PER_SECOND="5", PARALLEL_READ_MIN_MB="64")  # one connection each
     status, answer, _ = invoke(app, http_event(slow_body), {"request_id": "r1", "time_limit_in_ms": 30000})
     assert status == 200 and answer["jobs"][0]["objects"][0]["verdict"] == "verified"
-    # 96 MiB: 12 s at the 8 MiB/s measured, 4.8 s even at 20 MiB/s, in a 3 s limit.
+    # 24 MiB: 6 s at the 4 MiB/s measured, 4.8 s even at 5 MiB/s, in a 3 s limit.
     status, answer, headers = invoke(app, http_event(huge_body), {"request_id": "r2", "time_limit_in_ms": 3000})
     obj = answer["jobs"][0]["objects"][0]
     assert status == 200 and obj["tooLarge"] is True and "Retry-After" not in headers
-    assert "even at HASH_MIB_PER_SECOND (20 MiB/s) that takes about 4.8 s" in obj["reason"]
+    assert "even at HASH_MIB_PER_SECOND (5 MiB/s) that takes about 4.8 s" in obj["reason"]
     assert _gets(emulator, "out/huge.wav") == []
 
 
