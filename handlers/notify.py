@@ -46,6 +46,7 @@ from functools import partial
 from typing import Any, Protocol
 
 import requests
+import urllib3
 
 from handlers import log
 from handlers.audit import location_of
@@ -56,6 +57,7 @@ from handlers.models import JobResult, ObjectResult, ObjectState, Outcome, Outpu
 
 STATE_PREFIX = ".ci-callback-verifier/"  # where markers go when REPORT_PREFIX is unset
 ATTEMPT_SECONDS = 5.0  # one delivery attempt waits at most this long (less when the invocation has less)
+MAX_ANSWER_BYTES = 64 * 1024  # a robot answers a small JSON object; the rest is never read
 RESERVE_SECONDS = 1.5  # kept for the audit reports and the response after the notifications
 MAX_OBJECTS_LISTED = 20
 MAX_ROBOT_TEXT = 3500  # WeCom's markdown content is limited to 4096 bytes; keep well inside
@@ -292,14 +294,35 @@ class Sender:
         self._session = requests.Session()
 
     def __call__(self, request: Request, timeout: float) -> tuple[int, bytes]:
+        until = time.monotonic() + timeout
         try:
             answer = self._session.post(request.url, data=request.body, headers=dict(request.headers),
-                                        timeout=timeout, allow_redirects=False)
+                                        timeout=timeout, allow_redirects=False, stream=True)
         except requests.Timeout:
             raise TransientError(f"no answer within {timeout:.1f} s") from None
         except requests.RequestException as exc:
             raise TransientError(f"the request failed: {type(exc).__name__}") from None
-        return answer.status_code, answer.content
+        try:
+            return answer.status_code, _body_within(answer.raw, until, timeout)
+        except (OSError, urllib3.exceptions.HTTPError) as exc:
+            raise TransientError(f"the answer broke off: {type(exc).__name__}") from None
+        finally:
+            answer.close()
+
+
+def _body_within(raw: Any, until: float, timeout: float) -> bytes:
+    """The answer's body, read while the attempt has time. requests' timeout bounds each socket
+    read, not the exchange: an answer that comes a byte at a time would never trip it. (Headers
+    sent that slowly would; no robot or proxy does that.)"""
+    body = bytearray()
+    while len(body) < MAX_ANSWER_BYTES:
+        if time.monotonic() > until:
+            raise TransientError(f"no whole answer within {timeout:.1f} s")
+        piece = raw.read1(MAX_ANSWER_BYTES - len(body))  # what has arrived: it waits for no more
+        if not piece:
+            break
+        body += piece
+    return bytes(body)
 
 
 def marker_of(notice: Notice, result: JobResult, url: str, prefix: str) -> OutputObject | None:

@@ -97,6 +97,7 @@ class Behaviour:
     statuses: list[int] = field(default_factory=list)  # answered in turn; then 200
     hang: bool = False  # answer nothing until stopped
     body: bytes = b'{"errcode":0,"errmsg":"ok"}'
+    trickle: float = 0.0  # seconds between the body's bytes: a slow link or proxy, each read answered in time
 
 
 class WebhookReceiver(BackgroundServer):
@@ -125,8 +126,8 @@ class WebhookReceiver(BackgroundServer):
         with self._lock:
             self._received.clear()
 
-    def answer(self, *statuses: int, hang: bool = False, body: bytes | None = None) -> None:
-        self.behaviour = Behaviour(list(statuses), hang, self.behaviour.body if body is None else body)
+    def answer(self, *statuses: int, hang: bool = False, body: bytes | None = None, trickle: float = 0.0) -> None:
+        self.behaviour = Behaviour(list(statuses), hang, self.behaviour.body if body is None else body, trickle)
 
     def url(self, path: str = "/hook") -> str:
         return self.endpoint + path
@@ -163,11 +164,11 @@ class WebhookReceiver(BackgroundServer):
             print("  " + body.decode("utf-8", "replace"), flush=True)
         return received
 
-    def _next(self) -> tuple[int, bytes, bool]:
+    def _next(self) -> tuple[int, Behaviour]:
         with self._lock:
             behaviour = self.behaviour
             status = behaviour.statuses.pop(0) if behaviour.statuses else 200
-        return status, behaviour.body, behaviour.hang
+        return status, behaviour
 
     def _new_server(self) -> LocalHTTPServer:
         receiver = self
@@ -178,16 +179,24 @@ class WebhookReceiver(BackgroundServer):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 receiver._record("POST", self.path, dict(self.headers.items()), body)
-                status, answer, hang = receiver._next()
-                if hang:
+                status, behaviour = receiver._next()
+                if behaviour.hang:
                     receiver._released.wait(600)
                     self.close_connection = True
                     return
+                answer = behaviour.body
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
-                self.wfile.write(answer)
+                if not behaviour.trickle:
+                    self.wfile.write(answer)
+                    return
+                for i in range(len(answer)):
+                    self.wfile.write(answer[i:i + 1])
+                    self.wfile.flush()
+                    if receiver._released.wait(behaviour.trickle):
+                        return
 
             def log_message(self, format: str, *args: object) -> None:
                 pass
