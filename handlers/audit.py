@@ -83,9 +83,9 @@ def report_disagreement(claimed: Job, reported: Job | None) -> str | None:
 
 
 def confirmed_for_reports(callback: Callback, lookup: Lookup, prefix: str, deadline: Deadline) -> Callback:
-    """The callback with every job that gets a report, and was not already confirmed (a
-    success with outputs), replaced by CI's account of it. Raises JobNotConfirmed when CI
-    does not back one: nothing is written then, not even the report."""
+    """The callback with every job that gets a report or a notification, and was not already
+    confirmed (a success with outputs), replaced by CI's account of it. Raises JobNotConfirmed
+    when CI does not back one: nothing is written or sent then, not even the report."""
     pending = [job for job in callback.jobs_detail
                if not needs_confirmation(job) and location_of(job, prefix) is not None]
     if not pending:

@@ -14,6 +14,10 @@ from typing import Any
 from handlers.nodes import md5_hex, object_key, timestamp
 
 # --- the callback, as CI sends it -------------------------------------------------------
+
+# A job's State is one of Submitted, Running, Success, Failed, Pause, Cancel (the `states` of
+# DescribeMediaJobs, https://cloud.tencent.com/document/api/460/84766); these three are not an end.
+UNFINISHED_STATES = frozenset({"Submitted", "Running", "Pause"})
 #
 # A tolerant reader: only the fields that decide a verdict or an action are `decides(...)`
 # (a malformed one refuses the callback, naming its path). Every other field is read when it
@@ -111,6 +115,11 @@ class Job:
     def succeeded(self) -> bool:
         """CI says so in State; a callback without one (WordsGeneralize) says it in Code."""
         return self.state == "Success" or (not self.state and self.code == "Success")
+
+    @property
+    def unfinished(self) -> bool:
+        """CI still works on it (or holds it): neither success nor failure yet."""
+        return self.state in UNFINISHED_STATES
 
 
 @dataclass(frozen=True)

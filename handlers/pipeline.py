@@ -90,9 +90,12 @@ class Pipeline:
             return callback
         ci = self.ci_jobs.bound(deadline)
         callback = confirmed(callback, ci.describe, deadline)
-        if self.settings.report_prefix:
+        if self.settings.report_prefix or self.settings.notify_urls:
+            # A report or a message goes out for failed jobs too: CI must back those as well.
             from handlers.audit import confirmed_for_reports
-            callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix, deadline)
+            from handlers.notify import STATE_PREFIX
+            callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix or STATE_PREFIX,
+                                             deadline)
         check_allowed(callback, self.settings)  # CI's account of a job names its own buckets
         return callback
 

@@ -17,6 +17,8 @@ def job_entry(result: JobResult) -> dict[str, Any]:
     if result.outcome is Outcome.FAILED_JOB:
         entry["code"] = job.code
         entry["message"] = job.message
+    if job.unfinished:
+        entry["reason"] = f"CI reports the job as {job.state}: not finished, so nothing is checked yet"
     entry["objects"] = [object_entry(o) for o in result.objects]
     return entry
 

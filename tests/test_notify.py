@@ -7,6 +7,7 @@ import json
 import time
 
 import pytest
+import xmltodict
 
 from handlers.app import App
 from handlers.config import ConfigError, Settings
@@ -258,3 +259,56 @@ def test_robot_urls_pick_their_format_when_notify_format_is_unset(emulator):
     from handlers.config import notify_format_of
     assert [notify_format_of(u, settings.notify_format) for u in settings.notify_urls] == ["dingtalk", "json"]
     assert settings.notify_on == {"mismatch", "missing", "error", "failed-job"}
+
+
+# --- what CI has not confirmed is never announced ----------------------------------------------
+
+def register(emulator, body: bytes) -> None:
+    detail = xmltodict.parse(body)["Response"]["JobsDetail"]
+    emulator.register_job(detail["Input"]["BucketId"], detail)
+
+
+def messages(receiver) -> list[dict]:
+    return [json.loads(r.body)["data"] for r in receiver.requests]
+
+
+def test_a_forged_failed_job_sends_nothing_writes_nothing_and_blocks_nothing(emulator, receiver, make_app):
+    """Red-team finding: a failed job was not read back from CI unless REPORT_PREFIX was set, so
+    a forged `State=Failed` sent its own Message and wrote the marker that then kept the genuine
+    failure's message from being sent."""
+    app = make_app(VERIFY_WITH_CI="true", **notify_env(receiver))
+    register(emulator, job_xml(md5s=None, names=[], state="Running", code="", message=""))
+    forged = job_xml(md5s=None, names=[], state="Failed", code="Forged", message="[re-run](https://evil.example/)")
+    status, _, _ = invoke(app, http_event(forged))
+    assert status == 403 and receiver.requests == []
+    assert [r for r in emulator.requests if r.is_write] == []
+    genuine = job_xml(md5s=None, names=[], state="Failed", code="InvalidInput", message="no audio stream")
+    register(emulator, genuine)
+    assert invoke(app, http_event(genuine))[0] == 200
+    assert [m.get("message") for m in messages(receiver)] == ["no audio stream"]
+
+
+def workflow_finish(job_id: str) -> bytes:
+    return (f"<Response><EventName>WorkflowFinish</EventName><WorkflowExecution><WorkflowId>w1</WorkflowId>"
+            f"<RunId>i1</RunId><State>Success</State><BucketId>{BUCKET}</BucketId><Object>in.mp4</Object>"
+            f"<CreateTime>2026-11-23 10:00:00+0800</CreateTime><Tasks><Type>VoiceSeparate</Type>"
+            f"<State>Success</State><JobId>{job_id}</JobId><Name>v_1</Name></Tasks>"
+            f"</WorkflowExecution></Response>").encode()
+
+
+def test_a_job_ci_reports_as_still_running_is_not_a_failed_job(emulator, receiver, make_app):
+    """CI's own account of an unfinished job (Submitted, Running, Pause) is no failure: the
+    answer asks for another try, and nothing is announced or remembered that would keep the
+    real outcome's message from being sent (red-team finding)."""
+    app = make_app(VERIFY_WITH_CI="true", REPORT_PREFIX="reports/", DEFAULT_REGION=REGION, **notify_env(receiver))
+    register(emulator, job_xml(md5s=None, names=[], state="Running", code="", message="", job_id=JOB))
+    status, answer, headers = invoke(app, http_event(workflow_finish(JOB)))
+    (job,) = answer["jobs"]
+    assert status == 503 and "Retry-After" in headers
+    assert job["outcome"] == "retry" and "Running" in job["reason"]
+    assert receiver.requests == [] and emulator.keys(BUCKET, ".ci-callback-verifier/") == []
+    register(emulator, job_xml(md5s=None, names=[], state="Failed", code="InvalidInput", message="no audio stream",
+                               job_id=JOB))
+    assert invoke(app, http_event(workflow_finish(JOB)))[0] == 200
+    assert [m.get("message") for m in messages(receiver)] == ["no audio stream"]
+    assert json.loads(emulator.object_bytes(BUCKET, f"reports/{JOB}.json"))["outcome"] == "failed-job"
