@@ -40,7 +40,7 @@ from handlers.http import HttpError
 from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.nodes import MalformedCallback, as_list
 from handlers.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG
-from handlers.verify import decide_by_content, decide_without_content
+from handlers.verify import SUPERSEDED_AFTER, decide_by_content, decide_without_content
 
 SYNC_LIMIT = 128 * 1024 * 1024  # the sync API hashes files "小于128MB" (smaller than 128 MB)
 MAX_USER_DATA = 1024
@@ -248,6 +248,13 @@ class ServerHash:
                     return _by_ci(by_content, f"FileHashCode job {earlier.job_id}")
                 if earlier.running:
                     return ObjectResult(_pending(target, state, earlier.job_id))
+            if hashed is not None and _written_after(state, end):
+                # A late FileHashCode callback (CI's duplicate, a replay): the version it hashed is gone,
+                # and the one there now was written after this job ended, by whoever owns it now.
+                return Check(target, Verdict.SUPERSEDED, Method.NONE,
+                             f"CI's FileHashCode job {earlier.job_id} hashed an earlier version; the object was "
+                             f"rewritten at {state.last_modified.isoformat()}, after the job ended: it belongs to "
+                             "a later job", state)
             # failed, or for other bytes than these: hash the object as it is now
             log.info("hash job of CI did not settle the object: hashing it again", jobId=job.job_id,
                      hashJobId=earlier.job_id, state=earlier.state, reason=earlier.message)
@@ -316,6 +323,10 @@ class ServerHash:
             # The file job's callback finishes the object all the same; only a lost callback would go unnoticed.
             return ObjectResult(pending, notes=(f"not tagged pending: {exc}",))
         return ObjectResult(pending, actions=("tagged",))
+
+
+def _written_after(state: ObjectState, job_end: datetime | None) -> bool:
+    return job_end is not None and state.last_modified > job_end + SUPERSEDED_AFTER
 
 
 def _pending(target: OutputObject, state: ObjectState, hash_job: str) -> Check:

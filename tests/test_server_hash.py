@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import xmltodict
@@ -37,9 +38,9 @@ def posted(emulator) -> list[FileJobCallback]:
     return held
 
 
-def big_object(emulator, key: str = "out/big.wav") -> str:
+def big_object(emulator, key: str = "out/big.wav", seed: str = "") -> str:
     """An object of exactly 128 MiB (too large for the synchronous hash), multipart; its MD5."""
-    chunk = hashlib.sha256(key.encode()).digest() * (1 << 15)  # 1 MiB
+    chunk = hashlib.sha256((seed or key).encode()).digest() * (1 << 15)  # 1 MiB
     emulator.put_object(BUCKET, key, (chunk for _ in range(SYNC_LIMIT >> 20)), part_size=8 << 20)
     digest = hashlib.md5()
     for _ in range(SYNC_LIMIT >> 20):
@@ -162,6 +163,32 @@ def test_an_object_rewritten_after_it_was_hashed_is_checked_afresh(emulator, ser
     status, result, _ = deliver(server_app, posted[0])
     assert status == 200 and result["jobs"][0]["objects"][0]["verdict"] == "mismatch"  # hashed again, by filehash
     assert emulator.tags(BUCKET, "out/big.wav")[VERIFY_TAG] == "mismatch"
+
+
+def test_a_late_hash_callback_of_an_earlier_job_leaves_a_later_jobs_object_alone(emulator, server_app, posted):
+    """Red-team finding: J1's FileHashCode callback, delivered again after J2 rewrote and verified the
+    key, started a new (billed) hash job for J1 and replaced J2's tags with J1's `pending`. The hash
+    settles only the version it hashed; a version written after J1 ended is J2's: superseded, untouched."""
+    ended_long_ago = tuple((datetime.now(timezone(timedelta(hours=8))) - timedelta(minutes=10, seconds=s))
+                           .strftime("%Y-%m-%dT%H:%M:%S%z") for s in (6, 5, 0))
+    first = big_object(emulator)
+    invoke(server_app, http_event(job_xml({"out/big.wav": first}, [], job_id=JOB, times=ended_long_ago)))
+    emulator.wait_for_file_jobs()
+    j1_hash = posted.pop()
+    assert deliver(server_app, j1_hash)[1]["jobs"][0]["outcome"] == "verified"
+    later = "j0000000000000000000000000000002"
+    second = big_object(emulator, seed="J2's bytes")
+    assert invoke(server_app, http_event(job_xml({"out/big.wav": second}, [], job_id=later)))[0] == 200
+    emulator.wait_for_file_jobs()
+    assert deliver(server_app, posted.pop())[1]["jobs"][0]["outcome"] == "verified"
+    j2_tags, jobs_before = emulator.tags(BUCKET, "out/big.wav"), emulator.file_jobs_created
+    assert j2_tags[VERIFY_TAG] == "verified" and j2_tags[JOB_TAG] == later
+    emulator.clear_requests()
+    status, result, _ = deliver(server_app, j1_hash)  # J1's hash callback once more
+    (obj,) = result["jobs"][0]["objects"]
+    assert status == 200 and obj["verdict"] == "superseded" and "after the job ended" in obj["reason"]
+    assert emulator.tags(BUCKET, "out/big.wav") == j2_tags and emulator.file_jobs_created == jobs_before
+    assert [r for r in emulator.requests if r.is_write] == []
 
 
 # --- forged callbacks ----------------------------------------------------------------------------
