@@ -231,6 +231,7 @@ class ObjectResult:
     actions: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     error: str = ""
+    moved_etag: str = ""  # the ETag of the copy a move made: a copy's ETag need not be its source's
 
 
 @dataclass(frozen=True)

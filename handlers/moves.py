@@ -86,8 +86,8 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
                 # Another delivery may have finished this move between our HEAD and the copy.
                 return _moved_result(source, check.verdict, job_id, tag, store, settings, deadline) or ObjectResult(
                     check, error=f"copy answered 404, the source or the destination bucket is missing: {missing}")
-            copied = step(lambda: store.head(dest))
-            if copied is None or not holds_same_bytes(state, copied, _known_md5(check)):
+            present = step(lambda: store.head(dest))
+            if present is None or not holds_same_bytes(state, present, _known_md5(check)):
                 raise MoveBlocked(f"the copy at {dest.key} does not match the source; the source is kept")
         actions, notes = [], []
         # The user's tags travel with the object; ours join them when tagging is on. They are
@@ -114,7 +114,7 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
         if now is not None:
             step(lambda: store.delete(source))
         actions.append(_moved(dest, source))
-        return ObjectResult(check, actions=tuple(actions), notes=tuple(notes))
+        return ObjectResult(check, actions=tuple(actions), notes=tuple(notes), moved_etag=present.etag)
     except PreconditionFailed:
         return ObjectResult(check, error=f"{source.key} changed while it was being moved; send the callback again")
     except MoveBlocked as blocked:

@@ -35,9 +35,9 @@ def object_entry(result: ObjectResult) -> dict[str, Any]:
         "actions": list(result.actions),
     }
     if check.state is not None:
-        # The version the verdict is about: a consumer compares it with the object's ETag now
-        # (README, residual windows: a tag write COS applies after it was given up on).
-        entry["etag"] = check.state.etag
+        # The version the verdict is about, where it is now (a moved copy has an ETag of its own):
+        # a consumer compares it with the object's ETag (README, residual windows).
+        entry["etag"] = result.moved_etag or check.state.etag
     reasons = [r for r in (check.reason, *result.notes, result.error) if r]
     if reasons:
         entry["reason"] = "; ".join(reasons)

@@ -102,6 +102,20 @@ def test_large_objects_are_copied_in_parts_each_pinned_to_the_verified_version(e
     assert len(parts) == 3 and all(r.headers["x-cos-copy-source-if-match"] == f'"{etag}"' for r in parts)
 
 
+def test_a_moved_objects_etag_is_the_one_its_copy_has(emulator, make_app):
+    """A copy in one request of an object uploaded in parts gets an ETag of its own: the answer names
+    the ETag of the object a consumer finds at the destination, on the first delivery and on a
+    replay alike (red-team finding)."""
+    data = bytes(range(256)) * (10 * 1024)  # 2.5 MiB, uploaded in parts
+    source_etag = emulator.put_object(BUCKET, "out/big", data, part_size=1 << 20)
+    app = make_app(ACTION_VERIFIED="tag,move")  # below MULTIPART_COPY_THRESHOLD_MB: one PUT copy
+    first = invoke(app, event({"out/big": md5(data)}))[1]["jobs"][0]["objects"][0]
+    held = emulator.object_info(BUCKET, "verified/out/big")["etag"]
+    assert held != source_etag and first["actions"] == ["tagged", "moved:verified/out/big"]
+    replay = invoke(app, event({"out/big": md5(data)}))[1]["jobs"][0]["objects"][0]
+    assert (first["etag"], replay["etag"]) == (held, held)
+
+
 def test_replay_after_a_complete_move_reports_the_same_and_writes_nothing(emulator, make_app):
     emulator.put_object(BUCKET, "out/a", VOICE)
     emulator.put_object(BUCKET, "out/b", b"corrupt")
