@@ -27,6 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
 from handlers.config import ConfigError, Settings, _endpoint, _report_prefix
+from handlers.notify import STATE_PREFIX
 from handlers.tags import JOB_TAG, VERIFY_TAG
 
 FAILING_VERDICTS = ("mismatch", "missing")  # what makes the exit status 1
@@ -228,8 +229,10 @@ def collect(listing: CosListing, bucket: str, prefix: str, reports_prefix: str, 
                 progress(f"reading {len(keys)} audit reports under {reports_prefix}")
                 return summarise_reports(bucket, pool.map(listing.report, keys), prefix)
             progress(f"no audit reports under {reports_prefix}: reading the objects' tags under {prefix or '/'}")
+        # The function's own records (reports; notification markers without REPORT_PREFIX) are no outputs.
         keys = [i.key for i in recent(listing.keys(prefix))
-                if not (reports_prefix and i.key.startswith(reports_prefix)) and not i.key.endswith("/")]
+                if not (reports_prefix and i.key.startswith(reports_prefix)) and not i.key.startswith(STATE_PREFIX)
+                and not i.key.endswith("/")]
         progress(f"reading the tags of {len(keys)} objects under {prefix or '/'}")
         tags = pool.map(listing.tags, keys)
         return summarise_tags(bucket, zip(keys, tags, strict=True))

@@ -69,6 +69,16 @@ def test_without_reports_the_tags_are_summarised(emulator, seeded):
     assert code == 1
 
 
+def test_the_functions_own_notification_markers_are_not_counted_as_outputs(emulator, make_app):
+    from localcloud.webhook import WebhookReceiver
+    emulator.put_object(BUCKET, "out/bad.mp3", b"corrupt")
+    with WebhookReceiver() as hook:
+        callback(make_app(NOTIFY_URL=hook.url(), NOTIFY_FORMAT="wecom"), BAD, {"out/bad.mp3": b"corrupt"}, claimed={"out/bad.mp3": b"good"})
+    assert emulator.keys(BUCKET, ".ci-callback-verifier/")  # a marker was written
+    code, out, _ = run(emulator, "--format", "json")
+    assert code == 1 and json.loads(out)["objects"] == {"mismatch": 1}
+
+
 def test_a_clean_prefix_exits_0(emulator, seeded):
     code, out, _ = run(emulator, "--prefix", "out/good/", REPORT_PREFIX=REPORTS)
     assert code == 0
