@@ -17,10 +17,11 @@ from handlers.ci import JobNotConfirmed, Lookup, describe_jobs, needs_confirmati
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Callback, Job, JobResult, OutputObject
-from handlers.report import job_entry
+from handlers.report import combined, entry_standing, job_entry
 
 
 class Writer(Protocol):
+    def get_bytes(self, target: OutputObject) -> bytes | None: ...
     def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None: ...
 
 
@@ -51,9 +52,29 @@ def report_body(result: JobResult, request_id: str, started: float, finished: fl
     return json.dumps(entry, ensure_ascii=False, indent=2).encode("utf-8")
 
 
+def merged_report(earlier: bytes | None, update: bytes) -> bytes:
+    """The job's report with the objects of `update` (a partial result: a FileHashCode callback's)
+    in place of their earlier entries, the other entries kept, and the outcome the whole job's (pure)."""
+    try:
+        report = json.loads(earlier) if earlier else None
+    except ValueError:
+        report = None
+    fresh = json.loads(update)
+    if not isinstance(report, dict) or report.get("jobId") != fresh.get("jobId"):
+        return update
+    entries = {(o.get("bucket"), o.get("key")): o for o in report.get("objects") or [] if isinstance(o, dict)}
+    entries.update({(o["bucket"], o["key"]): o for o in fresh["objects"]})
+    objects = list(entries.values())
+    outcome = combined(entry_standing(o) for o in objects).value
+    return json.dumps({**fresh, "outcome": outcome, "objects": objects}, ensure_ascii=False, indent=2).encode()
+
+
 def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline: Deadline,
                   request_id: str, started: float) -> list[str]:
-    """Write every job's report; returns the problems (empty when all were written)."""
+    """Write every job's report; returns the problems (empty when all were written). A partial
+    result is merged into the report already there (read, then written: of two FileHashCode callbacks
+    of one job finishing at the same moment, one's entry may be left saying `pending`; the tags,
+    which the report command reads without reports, are right either way)."""
     problems = []
     finished = time.time()
     for result in results:
@@ -62,6 +83,8 @@ def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline
             continue
         body = report_body(result, request_id, started, finished)
         try:
+            if result.partial:
+                body = merged_report(retrying(partial(store.get_bytes, where), deadline), body)
             retrying(partial(store.put_bytes, where, body, "application/json; charset=utf-8"), deadline)
         except (TransientError, StorageError) as exc:
             problems.append(f"the audit report {where.bucket}/{where.key} was not written: {exc}")

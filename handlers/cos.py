@@ -288,6 +288,16 @@ class ObjectStore:
                 pass  # an unfinished upload holds no visible object; COS lifecycle rules reap it
             raise
 
+    def get_bytes(self, target: OutputObject) -> bytes | None:
+        """A small object of the function's own (an audit report) whole; None when there is none."""
+        try:
+            response = self._cos(target.region).get_object(Bucket=target.bucket, Key=target.key)
+            return bytes(response["Body"].get_raw_stream().read())
+        except (CosServiceError, CosClientError) as exc:
+            if _status(exc) == 404:
+                return None
+            raise _translate(exc, "GET", target) from None
+
     def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None:
         try:
             self._cos(target.region).put_object(Bucket=target.bucket, Key=target.key, Body=body,

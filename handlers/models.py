@@ -239,3 +239,6 @@ class JobResult:
     job: Job
     outcome: Outcome
     objects: tuple[ObjectResult, ...] = ()
+    # Some of the job's outputs only (a FileHashCode callback finishes one): its audit report is
+    # merged into the job's, not written over it.
+    partial: bool = False

@@ -198,8 +198,10 @@ def event_payload(notice: Notice, occurred: float) -> dict[str, Any]:
 
 
 def message_id(notice: Notice) -> str:
-    """The same for every attempt and replay of the message about this job and outcome."""
-    digest = hashlib.sha256(f"{notice.job_id}\n{notice.outcome}".encode()).hexdigest()
+    """The same for every attempt and replay of the message about this job, outcome and set of
+    affected objects: a FileHashCode callback that finds a new problem in the job is a new message."""
+    affected = sorted(f"{o.key}\n{o.verdict}" for o in notice.objects)
+    digest = hashlib.sha256("\n".join((notice.job_id, notice.outcome, *affected)).encode()).hexdigest()
     return f"msg_{digest[:32]}"
 
 
@@ -330,8 +332,10 @@ def marker_of(notice: Notice, result: JobResult, url: str, prefix: str) -> Outpu
     if where is None:
         return None
     url_hash = hashlib.sha256(url.encode()).hexdigest()[:12]  # the URL carries a credential: never in a key
+    message = message_id(notice)[len("msg_"):][:12]
     return OutputObject(where.bucket, where.region,
-                        f"{prefix or STATE_PREFIX}notified/{notice.job_id}/{notice.outcome}.{url_hash}", None)
+                        f"{prefix or STATE_PREFIX}notified/{notice.job_id}/{notice.outcome}.{message}.{url_hash}",
+                        None)
 
 
 def deliver(request: Request, fmt: str, send: Send, deadline: Deadline) -> None:

@@ -22,6 +22,7 @@ from handlers.deadline import Deadline, retrying
 from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, Outcome, OutputObject, Verdict
 from handlers.moves import find_moved, move
 from handlers.policy import movable, reads_tags, tags_on
+from handlers.report import combined, standing
 from handlers.verify import check_object
 
 if TYPE_CHECKING:
@@ -33,18 +34,7 @@ def outcome_of(job: Job, results: tuple[ObjectResult, ...]) -> Outcome:
         return Outcome.RETRY
     if not job.succeeded:
         return Outcome.FAILED_JOB
-    verdicts = {r.check.verdict for r in results}
-    if any(r.error or (r.check.verdict is Verdict.ERROR and not r.check.too_large) for r in results):
-        return Outcome.RETRY
-    # An output no invocation of this configuration can hash fails the job: another try would
-    # refuse it again (a CMQ batch would come back forever); the sweep keeps naming it.
-    if verdicts & {Verdict.MISMATCH, Verdict.MISSING, Verdict.ERROR}:
-        return Outcome.FAILED
-    if Verdict.PENDING in verdicts:
-        return Outcome.PENDING
-    if Verdict.VERIFIED in verdicts:
-        return Outcome.VERIFIED
-    return Outcome.SKIPPED
+    return combined(standing(r.check.verdict.value, r.check.too_large, bool(r.error)) for r in results)
 
 
 class Processor:

@@ -385,6 +385,6 @@ def finish(callback: Callback, hashing: CiHashing, run_one: RunOne, settings: Se
         if settings.allowed_prefixes and not target.key.startswith(settings.allowed_prefixes):
             raise HttpError(403, f"FileHashCode job {claimed.job_id}: key {target.key!r} is not under ALLOWED_PREFIXES")
         done = run_one(original, target, deadline, reported)
-        results.append(JobResult(original, outcome_of(original, (done,)), (done,)))
+        results.append(JobResult(original, outcome_of(original, (done,)), (done,), partial=True))
     rest = tuple(job for job in callback.jobs_detail if not is_hash_callback(job))
     return results, Callback(callback.event_name, rest, callback.workflow_execution)

@@ -191,6 +191,57 @@ def test_a_late_hash_callback_of_an_earlier_job_leaves_a_later_jobs_object_alone
     assert [r for r in emulator.requests if r.is_write] == []
 
 
+def test_a_file_job_callback_updates_its_object_in_the_jobs_report_and_keeps_the_others(emulator, make_app,
+                                                                                       posted):
+    """Red-team finding: the FileHashCode callback rewrote the media job's audit report with the one
+    object it hashed, so the job's other mismatching output vanished from it and the report command
+    exited 0. Now the report keeps every output, and the outcome is the whole job's."""
+    import io
+
+    from handlers.summary import main as report_command
+    from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN
+
+    def report_exit_code() -> int:
+        env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
+               "TENCENTCLOUD_SESSIONTOKEN": TOKEN, "COS_ENDPOINT": emulator.endpoint}
+        return report_command(["--bucket", BUCKET, "--region", REGION, "--reports-prefix", "reports/"], env,
+                              io.StringIO(), io.StringIO())
+
+    expected = big_object(emulator)
+    emulator.put_object(BUCKET, "out/small.mp3", b"corrupt")  # CI reported other bytes: a mismatch
+    app = make_app(VERIFY_MODE="server", REPORT_PREFIX="reports/",
+                   HASH_CALLBACK_URL="https://fn.example/cb?token=test-token", DEFAULT_REGION=REGION)
+    body = job_xml({"out/big.wav": expected, "out/small.mp3": md5(b"what CI wrote")}, [])
+    assert invoke(app, http_event(body))[1]["jobs"][0]["outcome"] == "failed"
+    emulator.wait_for_file_jobs()
+    status, result, _ = deliver(app, posted.pop())
+    assert status == 200 and result["jobs"][0]["objects"][0]["verdict"] == "verified"
+    report = json.loads(emulator.object_bytes(BUCKET, f"reports/{JOB}.json"))
+    verdicts = {o["key"]: o["verdict"] for o in report["objects"]}
+    assert verdicts == {"out/big.wav": "verified", "out/small.mp3": "mismatch"} and report["outcome"] == "failed"
+    assert report_exit_code() == 1
+
+
+def test_each_file_job_callback_that_finds_a_new_problem_sends_its_message(emulator, make_app, posted):
+    """Red-team finding: with two large outputs both bad, the message for the first hash callback (job
+    and outcome `failed`) kept the second's from being sent, though it named only the first object."""
+    from localcloud.webhook import WebhookReceiver
+    big_object(emulator, "out/a.wav")
+    big_object(emulator, "out/b.wav")
+    body = job_xml({"out/a.wav": "1" * 32, "out/b.wav": "2" * 32}, [])
+    with WebhookReceiver() as hook:
+        app = make_app(VERIFY_MODE="server", NOTIFY_URL=hook.url(), NOTIFY_FORMAT="wecom",
+                       HASH_CALLBACK_URL="https://fn.example/cb?token=test-token", DEFAULT_REGION=REGION)
+        assert invoke(app, http_event(body))[1]["jobs"][0]["outcome"] == "pending"
+        emulator.wait_for_file_jobs()
+        assert len(posted) == 2
+        for callback in (*posted, *posted):  # and each delivered twice: no second message for either
+            assert deliver(app, callback)[0] == 200
+        texts = [json.loads(r.body)["markdown"]["content"] for r in hook.requests]
+    assert len(texts) == 2 and sorted("out/a.wav" in t for t in texts) == [False, True]
+    assert any("out/b.wav" in t for t in texts)
+
+
 # --- forged callbacks ----------------------------------------------------------------------------
 
 def forged(job_id: str, user_data: str, md5_value: str = "0" * 32) -> bytes:
@@ -248,3 +299,22 @@ def test_verify_mode_server_and_its_settings_are_read(emulator):
     with pytest.raises(ConfigError) as error:
         Settings.from_env(function_env(emulator, HASH_CALLBACK_URL="ftp://x"))
     assert "HASH_CALLBACK_URL" in str(error.value)
+
+
+def test_a_partial_report_replaces_its_objects_and_takes_the_whole_jobs_outcome():
+    from handlers.audit import merged_report
+
+    def report(outcome: str, *objects: tuple[str, str]) -> bytes:
+        return json.dumps({"jobId": JOB, "outcome": outcome, "objects": [
+            {"bucket": BUCKET, "key": key, "verdict": verdict} for key, verdict in objects]}).encode()
+
+    earlier = report("failed", ("out/big.wav", "pending"), ("out/small.mp3", "mismatch"))
+    merged = json.loads(merged_report(earlier, report("verified", ("out/big.wav", "verified"))))
+    assert merged["outcome"] == "failed"
+    assert [(o["key"], o["verdict"]) for o in merged["objects"]] == [("out/big.wav", "verified"),
+                                                                    ("out/small.mp3", "mismatch")]
+    earlier = report("pending", ("out/a.wav", "pending"), ("out/b.wav", "verified"))
+    assert json.loads(merged_report(earlier, report("verified", ("out/a.wav", "verified"))))["outcome"] == "verified"
+    # No report yet, or another job's: the partial one is written as it is.
+    fresh = report("verified", ("out/a.wav", "verified"))
+    assert merged_report(None, fresh) == fresh and merged_report(b"not json", fresh) == fresh
