@@ -45,7 +45,8 @@ def job_entry(result: JobResult) -> dict[str, Any]:
         entry["code"] = job.code
         entry["message"] = job.message
     if job.unfinished:
-        entry["reason"] = f"CI reports the job as {job.state}: not finished, so nothing is checked yet"
+        entry["reason"] = (f"the job is {job.state}: not finished, so nothing is checked; the reconciliation "
+                           "sweep checks it once it has succeeded, if RECONCILE_TAGS names its Tag")
     entry["objects"] = [object_entry(o) for o in result.objects]
     return entry
 

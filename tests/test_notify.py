@@ -297,15 +297,15 @@ def workflow_finish(job_id: str) -> bytes:
 
 
 def test_a_job_ci_reports_as_still_running_is_not_a_failed_job(emulator, receiver, make_app):
-    """CI's own account of an unfinished job (Submitted, Running, Pause) is no failure: the
-    answer asks for another try, and nothing is announced or remembered that would keep the
-    real outcome's message from being sent (red-team finding)."""
+    """CI's own account of an unfinished job (Submitted, Running, Pause) is no failure: it is
+    acknowledged as skipped (the sweep checks it once it has succeeded), and nothing is announced
+    or remembered that would keep the real outcome's message from being sent (red-team finding)."""
     app = make_app(VERIFY_WITH_CI="true", REPORT_PREFIX="reports/", DEFAULT_REGION=REGION, **notify_env(receiver))
     register(emulator, job_xml(md5s=None, names=[], state="Running", code="", message="", job_id=JOB))
     status, answer, headers = invoke(app, http_event(workflow_finish(JOB)))
     (job,) = answer["jobs"]
-    assert status == 503 and "Retry-After" in headers
-    assert job["outcome"] == "retry" and "Running" in job["reason"]
+    assert status == 200 and "Retry-After" not in headers
+    assert job["outcome"] == "skipped" and "Running" in job["reason"]
     assert receiver.requests == [] and emulator.keys(BUCKET, ".ci-callback-verifier/") == []
     register(emulator, job_xml(md5s=None, names=[], state="Failed", code="InvalidInput", message="no audio stream",
                                job_id=JOB))
