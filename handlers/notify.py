@@ -320,7 +320,8 @@ def _body_within(raw: Any, until: float, timeout: float) -> bytes:
     while len(body) < MAX_ANSWER_BYTES:
         if time.monotonic() > until:
             raise TransientError(f"no whole answer within {timeout:.1f} s")
-        piece = raw.read1(MAX_ANSWER_BYTES - len(body))  # what has arrived: it waits for no more
+        # What has arrived (it waits for no more), decoded: requests offers gzip and deflate.
+        piece = raw.read1(MAX_ANSWER_BYTES - len(body), decode_content=True)
         if not piece:
             break
         body += piece

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import gzip
 import hashlib
 import hmac
 import json
@@ -98,6 +99,7 @@ class Behaviour:
     hang: bool = False  # answer nothing until stopped
     body: bytes = b'{"errcode":0,"errmsg":"ok"}'
     trickle: float = 0.0  # seconds between the body's bytes: a slow link or proxy, each read answered in time
+    gzip: bool = False  # Content-Encoding: gzip, as a server may answer a client that offers it
 
 
 class WebhookReceiver(BackgroundServer):
@@ -126,8 +128,10 @@ class WebhookReceiver(BackgroundServer):
         with self._lock:
             self._received.clear()
 
-    def answer(self, *statuses: int, hang: bool = False, body: bytes | None = None, trickle: float = 0.0) -> None:
-        self.behaviour = Behaviour(list(statuses), hang, self.behaviour.body if body is None else body, trickle)
+    def answer(self, *statuses: int, hang: bool = False, body: bytes | None = None, trickle: float = 0.0,
+               gzip: bool = False) -> None:
+        self.behaviour = Behaviour(list(statuses), hang, self.behaviour.body if body is None else body, trickle,
+                                   gzip)
 
     def url(self, path: str = "/hook") -> str:
         return self.endpoint + path
@@ -184,9 +188,11 @@ class WebhookReceiver(BackgroundServer):
                     receiver._released.wait(600)
                     self.close_connection = True
                     return
-                answer = behaviour.body
+                answer = gzip.compress(behaviour.body) if behaviour.gzip else behaviour.body
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                if behaviour.gzip:
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
                 if not behaviour.trickle:

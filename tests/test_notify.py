@@ -123,6 +123,19 @@ def test_a_receiver_that_holds_its_answer_costs_no_more_than_the_deadline(emulat
     assert job_lines(log_lines)[-1]["notification"] == "sent"
 
 
+def test_a_refusal_sent_gzip_encoded_is_still_a_refusal(emulator, make_app, log_lines):
+    """requests offers gzip; the answer is read as it came, so it must be decoded before it is
+    judged (red-team finding: a compressed errcode read as no refusal, the message marked sent)."""
+    with WebhookReceiver(kind="wecom") as robot:
+        robot.answer(body=b'{"errcode":93000,"errmsg":"invalid webhook url"}', gzip=True)
+        app = make_app(NOTIFY_URL=robot.url("/cgi-bin/webhook/send?key=k"), NOTIFY_FORMAT="wecom")
+        status, _, _ = app_invoke(app, mismatch_body(emulator), time_limit_ms=10000)
+    assert status == 200
+    failures = [e for e in map(json.loads, log_lines) if e["message"] == "notification failed"]
+    assert failures and "93000" in failures[0]["reason"]
+    assert emulator.keys(BUCKET, ".ci-callback-verifier/") == []
+
+
 def app_invoke(app: App, body: bytes, time_limit_ms: int) -> tuple[int, dict, dict]:
     return invoke(app, http_event(body), {"request_id": "test-request", "time_limit_in_ms": time_limit_ms})
 
