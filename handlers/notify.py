@@ -395,6 +395,11 @@ def _notify_one(notice: Notice, result: JobResult, url: str, settings: Settings,
     host = urllib.parse.urlsplit(url).hostname or "?"
     fmt = notify_format_of(url, settings.notify_format)
     marker = marker_of(notice, result, url, settings.report_prefix)
+    if marker is None and settings.verify_with_ci:
+        # No bucket: CI could not be asked about this job (pipeline._confirm), so nothing vouches for it.
+        log.warning("notification not sent", jobId=notice.job_id, outcome=notice.outcome, host=host,
+                    reason="the job names no bucket to confirm it in with CI")
+        return "failed"
     try:
         if marker is not None and retrying(partial(store.head, marker), deadline) is not None:
             log.info("notification already sent", jobId=notice.job_id, outcome=notice.outcome, host=host)

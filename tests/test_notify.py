@@ -317,3 +317,26 @@ def test_a_job_ci_reports_as_still_running_is_not_a_failed_job(emulator, receive
     assert invoke(app, http_event(workflow_finish(JOB)))[0] == 200
     assert [m.get("message") for m in messages(receiver)] == ["no audio stream"]
     assert json.loads(emulator.object_bytes(BUCKET, f"reports/{JOB}.json"))["outcome"] == "failed-job"
+
+
+def test_a_forged_failed_job_that_names_no_bucket_is_not_announced(emulator, receiver, make_app, log_lines):
+    """No Input, no outputs: nowhere to ask CI about it, so nothing vouches for its Message
+    (red-team finding: it was sent, unconfirmed). It is acknowledged, and nothing is sent."""
+    app = make_app(VERIFY_WITH_CI="true", **notify_env(receiver))
+    forged = (f"<Response><EventName>TaskFinish</EventName><JobsDetail><Code>Forged</Code>"
+              f"<Message>[re-run](https://evil.example/)</Message><JobId>{JOB}</JobId><State>Failed</State>"
+              f"<Tag>Tts</Tag></JobsDetail></Response>").encode()
+    status, _, _ = invoke(app, http_event(forged))
+    assert status == 200 and receiver.requests == []
+    assert [r for r in emulator.requests if r.is_write] == []
+    assert any(json.loads(line)["message"] == "notification not sent" for line in log_lines)
+
+
+def test_a_genuine_callback_without_state_is_confirmed_by_cis_success(emulator, receiver, make_app):
+    """WordsGeneralize's callback has no State (its Code says Success); CI's job API says
+    State=Success. With NOTIFY_URL set that was refused as a disagreement (red-team finding)."""
+    body = job_xml(md5s=None, names=[], tag="WordsGeneralize", job_id=JOB).replace(b"<State>Success</State>", b"")
+    register(emulator, job_xml(md5s=None, names=[], tag="WordsGeneralize", job_id=JOB))
+    app = make_app(VERIFY_WITH_CI="true", **notify_env(receiver))
+    status, answer, _ = invoke(app, http_event(body))
+    assert status == 200 and answer["jobs"][0]["outcome"] == "skipped"
