@@ -52,6 +52,9 @@ def report_body(result: JobResult, request_id: str, started: float, finished: fl
     return json.dumps(entry, ensure_ascii=False, indent=2).encode("utf-8")
 
 
+FINAL_VERDICTS = ("verified", "mismatch", "missing", "unverifiable")
+
+
 def merged_report(earlier: bytes | None, update: bytes) -> bytes:
     """The job's report with the objects of `update` (a partial result: a FileHashCode callback's)
     in place of their earlier entries, the other entries kept, and the outcome the whole job's (pure)."""
@@ -63,7 +66,12 @@ def merged_report(earlier: bytes | None, update: bytes) -> bytes:
     if not isinstance(report, dict) or report.get("jobId") != fresh.get("jobId"):
         return update
     entries = {(o.get("bucket"), o.get("key")): o for o in report.get("objects") or [] if isinstance(o, dict)}
-    entries.update({(o["bucket"], o["key"]): o for o in fresh["objects"]})
+    for entry in fresh["objects"]:
+        place = (entry["bucket"], entry["key"])
+        # A late or replayed callback finds the version it hashed gone: what was decided stands.
+        if entry["verdict"] == "superseded" and entries.get(place, {}).get("verdict") in FINAL_VERDICTS:
+            continue
+        entries[place] = entry
     objects = list(entries.values())
     outcome = combined(entry_standing(o) for o in objects).value
     return json.dumps({**fresh, "outcome": outcome, "objects": objects}, ensure_ascii=False, indent=2).encode()

@@ -315,6 +315,14 @@ def test_a_partial_report_replaces_its_objects_and_takes_the_whole_jobs_outcome(
                                                                     ("out/small.mp3", "mismatch")]
     earlier = report("pending", ("out/a.wav", "pending"), ("out/b.wav", "verified"))
     assert json.loads(merged_report(earlier, report("verified", ("out/a.wav", "verified"))))["outcome"] == "verified"
+    # A late or replayed callback finds the version it hashed gone (superseded): what the job's report
+    # already decided about the object stands (red-team finding: it turned a failed job verified).
+    earlier = report("failed", ("out/big.wav", "mismatch"), ("out/small.mp3", "verified"))
+    merged = json.loads(merged_report(earlier, report("skipped", ("out/big.wav", "superseded"))))
+    assert merged["outcome"] == "failed" and merged["objects"][0]["verdict"] == "mismatch"
+    earlier = report("pending", ("out/big.wav", "pending"))
+    assert json.loads(merged_report(earlier, report("skipped", ("out/big.wav", "superseded"))))["objects"][0][
+        "verdict"] == "superseded"
     # No report yet, or another job's: the partial one is written as it is.
     fresh = report("verified", ("out/a.wav", "verified"))
     assert merged_report(None, fresh) == fresh and merged_report(b"not json", fresh) == fresh
