@@ -86,11 +86,12 @@ def check_object(target: OutputObject, store: Inspector, mode: str, job_end: dat
         if settled is not None:
             return settled
         assert state is not None
-        too_long = hash_time_problem(state.size, deadline.remaining(), store.hash_estimate(state.size),
-                                     deadline.budget)
+        remaining, estimate = deadline.remaining(), store.hash_estimate(state.size)
+        too_long = hash_time_problem(state.size, remaining, estimate, deadline.budget)
         if too_long is not None:
             reason, too_large = too_long
-            store.hash_skipped(state.size)
+            if estimate.fastest <= remaining:  # skipped on the learnt speed alone: let it recover
+                store.hash_skipped(state.size)
             return Check(target, Verdict.ERROR, Method.NONE, reason, state, too_large=too_large)
         return decide_by_content(target, state, store.content_md5(target, state.etag, state.size), job_end)
 

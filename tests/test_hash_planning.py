@@ -197,3 +197,44 @@ def test_only_the_faster_speed_may_call_an_object_too_large():
     assert not too_large and "15.0 s and 9.0 s are left" in reason
     reason, too_large = hash_time_problem(30 * MIB, remaining=1.0, estimate=slow_moment, budget=1.0)
     assert too_large and "even at HASH_MIB_PER_SECOND (20 MiB/s) that takes about 1.5 s" in reason
+
+
+class _Planner:
+    """What check_object asks of a store before a hash, with the container's figure learnt as given."""
+
+    def __init__(self, size: int, throughput: HashThroughput):
+        self.size, self.throughput = size, throughput
+
+    def head(self, target):
+        from datetime import datetime, timezone
+
+        from handlers.models import ObjectState
+        return ObjectState("0" * 32 + "-2", self.size, datetime.now(timezone.utc))
+
+    def hash_estimate(self, size):
+        return self.throughput.estimate(size, "single")
+
+    def hash_skipped(self, size):
+        self.throughput.skipped("single")
+
+    def content_md5(self, target, etag, size=-1):
+        raise AssertionError("not started")
+
+
+def test_only_a_skip_the_configured_speed_would_have_fitted_moves_the_learnt_one_back():
+    """Red-team finding: every skip raised the learnt figure, so a container that really reads at
+    2 MiB/s, skipping objects too big even at HASH_MIB_PER_SECOND, soon planned at 18 MiB/s."""
+    from handlers.deadline import Deadline
+    from handlers.models import OutputObject
+    from handlers.verify import check_object
+
+    throughput = HashThroughput(20)
+    throughput.record(8 * MIB, 4.0, "single")  # 2 MiB/s
+    target = OutputObject(BUCKET, REGION, "out/x.wav", "1" * 32)
+    deadline = Deadline(time.monotonic() + 10)
+    for _ in range(3):  # 300 MiB: 15 s even at 20 MiB/s, with 10 s left
+        assert check_object(target, _Planner(300 * MIB, throughput), "auto", None, deadline).verdict.value == "error"
+    assert throughput.estimate(MIB, "single").mib_per_second == 2
+    # 100 MiB: 5 s at 20 MiB/s would fit; at the 2 MiB/s learnt it is skipped, and the figure recovers.
+    assert check_object(target, _Planner(100 * MIB, throughput), "auto", None, deadline).verdict.value == "error"
+    assert throughput.estimate(MIB, "single").mib_per_second == 11
