@@ -25,8 +25,9 @@ class HashEstimate:
     seconds: float
     mib_per_second: float
     measured: bool  # learnt from this container's reads, rather than HASH_MIB_PER_SECOND
-    # At the faster of HASH_MIB_PER_SECOND and the learnt figure. Only this may say that no
-    # invocation can hash the object: the learnt figure may come from one slow moment.
+    # At the fastest of HASH_MIB_PER_SECOND, the learnt figure and the fastest read this container
+    # has seen. Only this may say that no invocation can hash the object: the learnt figure may
+    # come from one slow moment.
     best_seconds: float | None = None
 
     @property
@@ -42,14 +43,15 @@ class HashThroughput:
     def __init__(self, start_mib_per_second: float):
         self._start = float(start_mib_per_second)
         self._learnt: dict[str, float] = {}
+        self._fastest: dict[str, float] = {}  # the fastest read seen: what an object too large for good must exceed
         self._lock = threading.Lock()
 
     def estimate(self, size: int, kind: str) -> HashEstimate:
         with self._lock:
-            rate = self._learnt.get(kind)
+            rate, fastest = self._learnt.get(kind), self._fastest.get(kind, 0.0)
         measured = rate is not None
         rate = self._start if rate is None else rate
-        return HashEstimate(size / (rate * MIB), rate, measured, size / (max(rate, self._start) * MIB))
+        return HashEstimate(size / (rate * MIB), rate, measured, size / (max(rate, self._start, fastest) * MIB))
 
     def skipped(self, kind: str) -> None:
         """A hash was not started on this estimate: a learnt figure below HASH_MIB_PER_SECOND
@@ -64,6 +66,7 @@ class HashThroughput:
             return
         observed = size / MIB / seconds
         with self._lock:
+            self._fastest[kind] = max(self._fastest.get(kind, 0.0), observed)
             previous = self._learnt.get(kind, self._start)
             if observed < previous:
                 self._learnt[kind] = observed

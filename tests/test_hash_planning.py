@@ -171,7 +171,7 @@ def test_the_estimate_starts_conservative_follows_slower_reads_and_faster_ones_h
     assert throughput.estimate(110 * MIB, "ranged").mib_per_second == 110
     assert throughput.estimate(20 * MIB, "single").measured is False  # learnt apart
     throughput.record(50 * MIB, 1.0, "ranged")  # slower: followed at once
-    assert throughput.estimate(50 * MIB, "ranged") == HashEstimate(1.0, 50.0, True, 1.0)
+    assert throughput.estimate(50 * MIB, "ranged") == HashEstimate(1.0, 50.0, True, 0.25)  # 200 MiB/s seen
     throughput.record(MIB, 0.001, "ranged")  # too small to say anything
     assert throughput.estimate(50 * MIB, "ranged").mib_per_second == 50
     throughput.skipped("ranged")  # above HASH_MIB_PER_SECOND: a skip changes nothing
@@ -238,3 +238,15 @@ def test_only_a_skip_the_configured_speed_would_have_fitted_moves_the_learnt_one
     # 100 MiB: 5 s at 20 MiB/s would fit; at the 2 MiB/s learnt it is skipped, and the figure recovers.
     assert check_object(target, _Planner(100 * MIB, throughput), "auto", None, deadline).verdict.value == "error"
     assert throughput.estimate(MIB, "single").mib_per_second == 11
+
+
+def test_a_slow_moment_after_fast_reads_does_not_make_an_object_too_large_for_good():
+    """Red-team finding: a container that had read at 200 MiB/s, then once at 5 MiB/s, called a
+    3 GiB output (15 s at 200 MiB/s) too large for a 59 s invocation, judging at max(5, 20)."""
+    throughput = HashThroughput(20)
+    throughput.record(400 * MIB, 2.0, "ranged")  # 200 MiB/s
+    throughput.record(50 * MIB, 10.0, "ranged")  # 5 MiB/s: followed at once
+    estimate = throughput.estimate(3072 * MIB, "ranged")
+    assert estimate.mib_per_second == 5 and estimate.fastest == 3072 / 200
+    reason, too_large = hash_time_problem(3072 * MIB, remaining=59.0, estimate=estimate, budget=59.0)
+    assert not too_large and reason.startswith("not enough time")
