@@ -19,6 +19,8 @@ from handlers.errors import StorageError, TransientError
 from handlers.models import Callback, Job, JobResult, OutputObject
 from handlers.report import combined, entry_standing, job_entry
 
+STATE_PREFIX = ".ci-callback-verifier/"  # the function's own records (notification markers) without REPORT_PREFIX
+
 
 class Writer(Protocol):
     def get_bytes(self, target: OutputObject) -> bytes | None: ...

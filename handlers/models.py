@@ -14,16 +14,17 @@ from typing import Any
 from handlers.nodes import md5_hex, object_key, timestamp
 
 # --- the callback, as CI sends it -------------------------------------------------------
-
-# A job's State is one of Submitted, Running, Success, Failed, Pause, Cancel (the `states` of
-# DescribeMediaJobs, https://cloud.tencent.com/document/api/460/84766); these three are not an end.
-UNFINISHED_STATES = frozenset({"Submitted", "Running", "Pause"})
 #
 # A tolerant reader: only the fields that decide a verdict or an action are `decides(...)`
 # (a malformed one refuses the callback, naming its path). Every other field is read when it
 # reads and left at its default when it does not; `opaque()` fields keep CI's tree as it came
 # (MediaInfo is ffprobe output: `<Fps>50/1</Fps>`, `<Level>1.000</Level>`), and `Job.raw` keeps
 # the whole job node for reports and logs. Nodes the model does not name are never looked at.
+
+
+# A job's State is one of Submitted, Running, Success, Failed, Pause, Cancel (the `states` of
+# DescribeMediaJobs, https://cloud.tencent.com/document/api/460/84766); these three are not an end.
+UNFINISHED_STATES = frozenset({"Submitted", "Running", "Pause"})
 
 
 def decides(default: Any = "", *, parse: Callable[[str, str], Any] | None = None, required: bool = False) -> Any:

@@ -92,8 +92,7 @@ class Pipeline:
         callback = confirmed(callback, ci.describe, deadline)
         if self.settings.report_prefix or self.settings.notify_urls:
             # A report or a message goes out for failed jobs too: CI must back those as well.
-            from handlers.audit import confirmed_for_reports
-            from handlers.notify import STATE_PREFIX
+            from handlers.audit import STATE_PREFIX, confirmed_for_reports
             callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix or STATE_PREFIX,
                                              deadline)
         check_allowed(callback, self.settings)  # CI's account of a job names its own buckets

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+from handlers.audit import STATE_PREFIX
 from handlers.config import ConfigError, Settings, _endpoint, _report_prefix
-from handlers.notify import STATE_PREFIX
 from handlers.tags import JOB_TAG, VERIFY_TAG
 
 FAILING_VERDICTS = ("mismatch", "missing")  # what makes the exit status 1

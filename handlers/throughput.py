@@ -13,7 +13,7 @@ connections. Nothing is kept across containers.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MIB = 1 << 20
 MIN_SAMPLE_BYTES = 8 * MIB  # smaller reads are mostly round trips: they say little about speed
@@ -29,6 +29,7 @@ class HashEstimate:
     # has seen. Only this may say that no invocation can hash the object: the learnt figure may
     # come from one slow moment.
     best_seconds: float | None = None
+    best_basis: str = field(default="HASH_MIB_PER_SECOND", compare=False)  # which speed that is, for the reason
 
     @property
     def fastest(self) -> float:
@@ -51,7 +52,9 @@ class HashThroughput:
             rate, fastest = self._learnt.get(kind), self._fastest.get(kind, 0.0)
         measured = rate is not None
         rate = self._start if rate is None else rate
-        return HashEstimate(size / (rate * MIB), rate, measured, size / (max(rate, self._start, fastest) * MIB))
+        best = max(rate, self._start, fastest)
+        basis = "HASH_MIB_PER_SECOND" if best == self._start else "the fastest read this container has seen"
+        return HashEstimate(size / (rate * MIB), rate, measured, size / (best * MIB), basis)
 
     def skipped(self, kind: str) -> None:
         """A hash was not started on this estimate: a learnt figure below HASH_MIB_PER_SECOND

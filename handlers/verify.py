@@ -58,9 +58,9 @@ def hash_time_problem(size: int, remaining: float, estimate: HashEstimate,
     speed = f"at {estimate.describe()} that takes about {estimate.seconds:,.1f} s"
     if budget is not None and estimate.fastest > budget:
         # Every retry would refuse it again: say so, so that nobody waits for the next one.
-        if estimate.fastest < estimate.seconds:  # HASH_MIB_PER_SECOND is faster than what was learnt
-            speed = (f"even at HASH_MIB_PER_SECOND ({size / (1 << 20) / estimate.fastest:,.0f} MiB/s) that takes "
-                     f"about {estimate.fastest:,.1f} s")
+        if estimate.fastest < estimate.seconds:  # a faster speed than the one learnt decided it
+            speed = (f"even at {estimate.best_basis} ({size / (1 << 20) / estimate.fastest:,.0f} MiB/s) that "
+                     f"takes about {estimate.fastest:,.1f} s")
         return (f"{TOO_LARGE}: not enough time to hash {size} bytes ({size / (1 << 30):.2f} GiB): {speed}, "
                 f"more than the {budget:.1f} s an invocation of this function has, so it was not started and "
                 f"no retry will start it; {advice}"), True
