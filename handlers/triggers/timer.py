@@ -22,7 +22,7 @@ def handle(pipeline: Pipeline, deadline: Deadline, request_id: str) -> dict[str,
         log.warning("timer tick, but no bucket to reconcile: set RECONCILE_BUCKETS (or ALLOWED_BUCKETS "
                     "and DEFAULT_REGION)")
         return {"sweep": "nothing to reconcile"}
-    from handlers.sweep import JobNotChecked, Sweep  # only the timer needs it
+    from handlers.reconcile.sweep import JobNotChecked, Sweep  # only the timer needs it
 
     def verify_job(callback: Callback, job_deadline: Deadline) -> tuple[list[JobResult], list[str]]:
         try:
