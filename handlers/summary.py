@@ -34,6 +34,8 @@ FAILING_VERDICTS = ("mismatch", "missing")  # what makes the exit status 1
 FINE_VERDICTS = ("verified", "superseded")  # never listed as problems
 FORMATS = ("table", "json", "csv")
 PROGRESS_EVERY = 100
+_FORMULA_SIGNS = ("=", "+", "-", "@")
+_FORMULA_FIRST = (*_FORMULA_SIGNS, "\t", "\r", "\n", "\0")
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -135,10 +137,13 @@ def render(summary: Summary, form: str) -> str:
         return json.dumps(summary.as_dict(), ensure_ascii=False, indent=2) + "\n"
     if form == "csv":
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        # RFC 4180's CRLF: the writer then quotes any cell holding a CR or LF (with "\n" it left a
+        # bare CR unquoted, and a spreadsheet started a new row there, whose first cell could be a formula).
+        writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(["jobId", "outcome", "bucket", "key", "verdict", "reason"])
         for row in summary.rows + [p for p in summary.problems if not p.key]:
-            writer.writerow([row.job_id, row.outcome, row.bucket, row.key, row.verdict, row.reason])
+            writer.writerow([spreadsheet_text(cell) for cell in
+                             (row.job_id, row.outcome, row.bucket, row.key, row.verdict, row.reason)])
         return out.getvalue()
     lines = [f"{summary.bucket}: {sum(summary.jobs.values())} jobs, {sum(summary.objects.values())} objects "
              f"(from the {'audit reports' if summary.source == 'reports' else 'objects’ tags'})", ""]
@@ -148,6 +153,19 @@ def render(summary: Summary, form: str) -> str:
         where = f"{row.key} " if row.key else ""
         lines.append(f"  {row.verdict or row.outcome:<12} {row.job_id} {where}{row.reason}".rstrip())
     return "\n".join(lines) + "\n"
+
+
+def spreadsheet_text(cell: str) -> str:
+    """A CSV cell a spreadsheet shows as text: keys, CI's Code and Message can be anything, and a
+    cell that begins with = + - @, a tab or a CR is run as a formula (=HYPERLINK(...) is a live link).
+    OWASP's advice (https://owasp.org/www-community/attacks/CSV_Injection): a single quote before it,
+    which Excel, LibreOffice and Google Sheets take as "text" and do not show. Also quoted: LF and
+    NUL first (ASVS 1.2.10 names NUL; an LF starts a line as a CR does), and blanks before one of
+    = + - @, since importers that trim leading blanks (LibreOffice's option, Google Sheets) would
+    then see a formula; the quote costs an apostrophe on a rare key, a missed formula costs more."""
+    if cell[:1] in _FORMULA_FIRST or cell.lstrip()[:1] in _FORMULA_SIGNS:
+        return "'" + cell
+    return cell
 
 
 def _counts(title: str, counts: Counter[str]) -> list[str]:

@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from handlers.summary import main, since_cutoff, summarise_reports
+from handlers.summary import main, since_cutoff, spreadsheet_text, summarise_reports
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, http_event, invoke, md5
 from tests.samples import BUCKET, REGION, job_xml
 
@@ -127,3 +127,48 @@ def test_pure_summary_and_since():
     assert summary.jobs == {"failed-job": 1} and summary.problems[0].reason == "E1; boom"
     now = datetime(2026, 1, 2, tzinfo=timezone.utc)
     assert since_cutoff("24h", now) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+# --- CSV cells are text, never formulas (issue 19, defect 7) -------------------------------------
+
+FORMULA_KEY = "out/=x.mp3"  # a formula only at the start of a cell: this one is harmless
+EVIL_KEYS = ['=HYPERLINK("https://evil.example/x","open").mp3', "+1+1.mp3", "-2+3.mp3", "@SUM(1+1).mp3"]
+FAILED_JOBS = {"j00000000000000000000000000000d4": ("-1+1", "@SUM(1+1)"),  # Code and Message as CI sent them
+               "j00000000000000000000000000000e5": ("", "&#9;=1+1"),  # (the function strips the blanks)
+               "j00000000000000000000000000000a7": ("E1", "line one&#13;=1+1")}
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_are_written_as_text(emulator, make_app):
+    """Keys CI named (here: missing outputs, so any key the callback may carry), CI's Code and
+    Message: a cell that begins with = + - @, a tab or a CR (OWASP's list) is written with a
+    single quote before it; a CR inside a cell starts no row (whose first cell would be a formula)."""
+    app = make_app(REPORT_PREFIX=REPORTS)
+    body = job_xml({key: md5(b"never uploaded") for key in [*EVIL_KEYS, FORMULA_KEY]}, [], job_id=BAD)
+    assert invoke(app, http_event(body))[0] == 200
+    for job_id, (ci_code, message) in FAILED_JOBS.items():
+        failed = job_xml(None, [], job_id=job_id, state="Failed", code=ci_code, message=message)
+        assert invoke(app, http_event(failed))[0] == 200
+    code, out, _ = run(emulator, "--format", "csv", REPORT_PREFIX=REPORTS)
+    assert code == 1
+    rows = list(csv.reader(io.StringIO(out, newline="")))
+    assert rows[0] == ["jobId", "outcome", "bucket", "key", "verdict", "reason"]
+    assert len(rows) == 1 + len(EVIL_KEYS) + 1 + len(FAILED_JOBS), rows
+    assert {row[3] for row in rows[1:] if row[1] == "failed"} == {"'" + key for key in EVIL_KEYS} | {FORMULA_KEY}
+    reasons = {row[0]: row[5] for row in rows if row[1] == "failed-job"}
+    assert reasons == {"j00000000000000000000000000000d4": "'-1+1; @SUM(1+1)",
+                       "j00000000000000000000000000000e5": "'=1+1", "j00000000000000000000000000000a7": "E1; line one\r=1+1"}
+    for row in rows:  # no cell a spreadsheet would evaluate
+        assert not any(cell[:1] in ("=", "+", "-", "@", "\t", "\r") for cell in row), row
+    # JSON is for programs: the keys stay exactly as CI named them.
+    _, out, _ = run(emulator, "--format", "json", REPORT_PREFIX=REPORTS)
+    assert {p["key"] for p in json.loads(out)["problems"]} >= set(EVIL_KEYS)
+
+
+@pytest.mark.parametrize("cell, written", [
+    ("=1+1", "'=1+1"), ("+1", "'+1"), ("-1", "'-1"), ("@SUM(A1)", "'@SUM(A1)"), ("\t=1", "'\t=1"), ("\r=1", "'\r=1"),
+    ("\n=1", "'\n=1"), ("\0=1", "'\0=1"),  # LF and NUL: ASVS 1.2.10 names NUL; an LF starts a line like a CR
+    ("  =1+1", "'  =1+1"), ("\u3000@x", "'\u3000@x"),  # blanks first: importers that trim them would see a formula
+    ("out/a=b.mp3", "out/a=b.mp3"), ("'=1", "'=1"), ("", ""), ("verified", "verified"), (" x", " x"),
+])
+def test_spreadsheet_text(cell, written):
+    assert spreadsheet_text(cell) == written
