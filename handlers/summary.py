@@ -4,8 +4,10 @@ Reads the audit reports under REPORT_PREFIX (env or --reports-prefix) or, withou
 the `ci-verify`/`ci-job` tags of the objects under --prefix, and prints jobs by outcome,
 objects by verdict and every problem with its reason, as a table, JSON or CSV. Exits 1 when
 it finds a mismatch or a missing output (a cron job or a CI step can gate on that), 2 on a
-usage error, 0 otherwise. Needs only the deploy package's dependencies; credentials and
-COS_ENDPOINT are read as the function reads them (handlers/cos.py builds the client).
+usage error, 3 when COS cannot be read, 4 when some objects under the reports prefix are no
+readable audit reports (skipped, each with a warning: the summary is incomplete), 0 otherwise.
+Needs only the deploy package's dependencies; credentials and COS_ENDPOINT are read as the
+function reads them (handlers/cos.py builds the client).
 
 The summarising (`summarise_reports`, `summarise_tags`, `render`) is pure; `CosListing` is
 the thin adapter that lists and reads COS.
@@ -26,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, TextIO
 
+import urllib3
+
 from handlers.audit import STATE_PREFIX
 from handlers.config import ConfigError, Settings, _endpoint, _report_prefix
 from handlers.tags import JOB_TAG, VERIFY_TAG
@@ -34,6 +38,9 @@ FAILING_VERDICTS = ("mismatch", "missing")  # what makes the exit status 1
 FINE_VERDICTS = ("verified", "superseded")  # never listed as problems
 FORMATS = ("table", "json", "csv")
 PROGRESS_EVERY = 100
+# Exit statuses (README, "Verification report"). A problem found outranks an incomplete summary.
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_COS, EXIT_UNREADABLE = 0, 1, 2, 3, 4
+MAX_REPORT_BYTES = 16 * 1024 * 1024  # a job's report is kilobytes; a bigger object is none of ours
 _FORMULA_SIGNS = ("=", "+", "-", "@")
 _FORMULA_FIRST = (*_FORMULA_SIGNS, "\t", "\r", "\n", "\0")
 _DURATION = re.compile(r"(\d+)([smhdw])")
@@ -58,6 +65,18 @@ class Row:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """An object under the reports prefix that is no audit report, and why."""
+
+    key: str
+    reason: str
+
+
+class UnreadableReport(ValueError):
+    pass
+
+
 @dataclass
 class Summary:
     bucket: str
@@ -66,6 +85,7 @@ class Summary:
     objects: Counter[str] = field(default_factory=Counter)  # by verdict
     rows: list[Row] = field(default_factory=list)
     problems: list[Row] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)  # skipped reports, never counted above
 
     @property
     def failing(self) -> bool:
@@ -74,10 +94,39 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         return {"bucket": self.bucket, "source": self.source, "jobs": dict(sorted(self.jobs.items())),
                 "objects": dict(sorted(self.objects.items())),
-                "problems": [_row_dict(row) for row in self.problems]}
+                "problems": [_row_dict(row) for row in self.problems],
+                "unreadable": [{"key": u.key, "reason": u.reason} for u in self.unreadable]}
+
+
+def exit_status(summary: Summary) -> int:
+    if summary.failing:
+        return EXIT_PROBLEMS
+    return EXIT_UNREADABLE if summary.unreadable else EXIT_OK
 
 
 # --- pure: summarising ----------------------------------------------------------------------
+
+def parse_report(body: bytes) -> dict[str, Any]:
+    """An audit report as handlers/audit.py writes it, or UnreadableReport saying why it is not one:
+    anyone can put an object under the prefix, and one stray object must not end the command."""
+    if len(body) > MAX_REPORT_BYTES:
+        raise UnreadableReport(f"larger than {MAX_REPORT_BYTES // 2**20} MiB, which no audit report is")
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        raise UnreadableReport(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UnreadableReport(f"not a JSON object: a JSON {type(data).__name__}")
+    missing = [name for name in ("jobId", "outcome") if not isinstance(data.get(name), str) or not data[name]]
+    if missing:
+        raise UnreadableReport(f"no {' and no '.join(missing)}")
+    objects = data.get("objects")
+    if not isinstance(objects, list) or not all(
+            isinstance(o, dict) and isinstance(o.get("key"), str) and isinstance(o.get("verdict"), str)
+            for o in objects):
+        raise UnreadableReport(f"objects is not a list of objects with a key and a verdict: {str(objects)[:80]}")
+    return data
+
 
 def summarise_reports(bucket: str, reports: Iterable[Mapping[str, Any]], prefix: str = "") -> Summary:
     """Audit reports (handlers/audit.py: one job entry each) counted; objects outside `prefix` left out."""
@@ -141,7 +190,8 @@ def render(summary: Summary, form: str) -> str:
         # bare CR unquoted, and a spreadsheet started a new row there, whose first cell could be a formula).
         writer = csv.writer(out, lineterminator="\r\n")
         writer.writerow(["jobId", "outcome", "bucket", "key", "verdict", "reason"])
-        for row in summary.rows + [p for p in summary.problems if not p.key]:
+        skipped = [Row("", "unreadable", summary.bucket, u.key, "", u.reason) for u in summary.unreadable]
+        for row in summary.rows + [p for p in summary.problems if not p.key] + skipped:
             writer.writerow([spreadsheet_text(cell) for cell in
                              (row.job_id, row.outcome, row.bucket, row.key, row.verdict, row.reason)])
         return out.getvalue()
@@ -152,6 +202,9 @@ def render(summary: Summary, form: str) -> str:
     for row in summary.problems:
         where = f"{row.key} " if row.key else ""
         lines.append(f"  {row.verdict or row.outcome:<12} {row.job_id} {where}{row.reason}".rstrip())
+    if summary.unreadable:
+        lines += ["", f"unreadable reports: {len(summary.unreadable)} (skipped, not counted above)"]
+        lines += [f"  {u.key}: {u.reason}" for u in summary.unreadable]
     return "\n".join(lines) + "\n"
 
 
@@ -210,10 +263,13 @@ class CosListing:
                 return
             marker = page.get("NextMarker") or contents[-1]["Key"]
 
-    def report(self, key: str) -> dict[str, Any]:
-        body = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].get_raw_stream().read()
-        data = json.loads(body)
-        return data if isinstance(data, dict) else {}
+    def report(self, key: str) -> bytes:
+        """The object's bytes, one more than MAX_REPORT_BYTES at most (parse_report judges them)."""
+        stream = self._client.get_object(Bucket=self._bucket, Key=key)["Body"].get_raw_stream()
+        try:
+            return bytes(stream.read(MAX_REPORT_BYTES + 1))
+        finally:
+            stream.close()
 
     def tags(self, key: str) -> dict[str, str]:
         data = self._client.get_object_tagging(Bucket=self._bucket, Key=key) or {}
@@ -245,7 +301,18 @@ def collect(listing: CosListing, bucket: str, prefix: str, reports_prefix: str, 
             keys = [i.key for i in recent(listing.keys(reports_prefix)) if i.key.endswith(".json")]
             if keys:
                 progress(f"reading {len(keys)} audit reports under {reports_prefix}")
-                return summarise_reports(bucket, pool.map(listing.report, keys), prefix)
+                unreadable: list[Unreadable] = []
+
+                def readable() -> Iterator[dict[str, Any]]:
+                    for key, body in zip(keys, pool.map(listing.report, keys), strict=True):
+                        try:
+                            yield parse_report(body)
+                        except UnreadableReport as exc:
+                            unreadable.append(Unreadable(key, str(exc)))
+                            progress(f"warning: {key} skipped, it is no audit report: {exc}")
+                summary = summarise_reports(bucket, readable(), prefix)
+                summary.unreadable = unreadable
+                return summary
             progress(f"no audit reports under {reports_prefix}: reading the objects' tags under {prefix or '/'}")
         # The function's own records (reports; notification markers without REPORT_PREFIX) are no outputs.
         keys = [i.key for i in recent(listing.keys(prefix))
@@ -294,7 +361,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         settings = local_settings(env)
     except (ValueError, ConfigError) as exc:
         print(f"error: {exc}", file=err)
-        return 2
+        return EXIT_USAGE
 
     def progress(line: str) -> None:
         print(line, file=err, flush=True)
@@ -306,9 +373,12 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     except (CosServiceError, CosClientError) as exc:
         message = exc.get_error_msg() if isinstance(exc, CosServiceError) else str(exc)
         print(f"error: COS refused or could not be reached: {message}", file=err)
-        return 3
+        return EXIT_COS
+    except (OSError, urllib3.exceptions.HTTPError) as exc:  # a body that broke off while it was read
+        print(f"error: COS could not be read: {type(exc).__name__}: {exc}", file=err)
+        return EXIT_COS
     out.write(render(summary, args.format))
-    return 1 if summary.failing else 0
+    return exit_status(summary)
 
 
 if __name__ == "__main__":

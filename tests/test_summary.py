@@ -9,7 +9,15 @@ from datetime import datetime, timezone
 
 import pytest
 
-from handlers.summary import main, since_cutoff, spreadsheet_text, summarise_reports
+from handlers.summary import (
+    MAX_REPORT_BYTES,
+    UnreadableReport,
+    main,
+    parse_report,
+    since_cutoff,
+    spreadsheet_text,
+    summarise_reports,
+)
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, http_event, invoke, md5
 from tests.samples import BUCKET, REGION, job_xml
 
@@ -127,6 +135,86 @@ def test_pure_summary_and_since():
     assert summary.jobs == {"failed-job": 1} and summary.problems[0].reason == "E1; boom"
     now = datetime(2026, 1, 2, tzinfo=timezone.utc)
     assert since_cutoff("24h", now) == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+# --- a stray object under the reports prefix (issue 19, defect 8) ---------------------------------
+
+STRAY = {  # what may sit under the prefix beside the function's reports, and why it is no report
+    f"{REPORTS}notes.json": (b"these are not the reports you are looking for", "not JSON"),
+    f"{REPORTS}bad-objects.json": (json.dumps({"jobId": "j1", "outcome": "failed", "objects": "out/x.mp3"}).encode(),
+                                   "objects is not a list of objects with a key and a verdict"),
+    f"{REPORTS}numbers.json": (json.dumps({"jobId": "j2", "outcome": "failed", "objects": [1, 2]}).encode(),
+                               "objects is not a list of objects with a key and a verdict"),
+    f"{REPORTS}list.json": (b"[]", "not a JSON object"),
+}
+
+
+@pytest.fixture
+def strays(emulator, seeded):
+    for key, (body, _) in STRAY.items():
+        emulator.put_object(BUCKET, key, body)
+    return seeded
+
+
+def test_unreadable_reports_are_skipped_counted_and_exit_4(emulator, strays):
+    code, out, err = run(emulator, "--format", "json", "--prefix", "out/good/", REPORT_PREFIX=REPORTS)
+    assert code == 4  # nothing wrong among the readable reports, but the summary is incomplete
+    summary = json.loads(out)
+    assert summary["objects"] == {"verified": 2} and summary["jobs"] == {"verified": 1}
+    assert {u["key"]: u["reason"].split(":")[0] for u in summary["unreadable"]} == {
+        key: why for key, (_, why) in STRAY.items()}
+    for key in STRAY:
+        assert f"warning: {key}" in err
+
+
+def test_a_mismatch_still_exits_1_beside_unreadable_reports(emulator, strays):
+    code, out, _ = run(emulator, "--reports-prefix", REPORTS)
+    assert code == 1
+    assert "problems: 2" in out and "unreadable reports: 4" in out
+    assert f"  {REPORTS}notes.json: not JSON" in out
+    code, out, _ = run(emulator, "--format", "csv", "--reports-prefix", REPORTS)
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert code == 1 and len(rows) == 4 + len(STRAY)
+    unreadable = {r["key"]: r for r in rows if r["outcome"] == "unreadable"}
+    assert set(unreadable) == set(STRAY) and all(r["reason"] for r in unreadable.values())
+
+
+@pytest.mark.parametrize("fault", [
+    {"method": "GET", "key": f"{REPORTS}{GOOD}.json", "reset": True, "truncate": 10},  # a read that breaks off
+    {"method": "GET", "key": "", "status": 403, "code": "AccessDenied"},  # the listing refused
+], ids=["report-read-breaks-off", "listing-refused"])
+def test_cos_that_cannot_be_read_exits_3_without_a_traceback(emulator, seeded, fault):
+    emulator.add_fault(**fault, times=None)
+    code, out, err = run(emulator, "--reports-prefix", REPORTS)
+    assert code == 3 and out == ""
+    assert err.splitlines()[-1].startswith("error: COS") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("body, why", [
+    (b"\xff\xfe{", "not JSON"), (b"[" * 100_000, "not JSON"), (b'"a string"', "not a JSON object"),
+    (b'{"outcome": "verified", "objects": []}', "no jobId"), (b'{"jobId": 7, "objects": []}', "no jobId and no outcome"),
+    (b'{"jobId": "j", "outcome": "verified"}', "objects is not a list"),
+    (b'{"jobId": "j", "outcome": "verified", "objects": [{"key": "a.mp3"}]}', "objects is not a list"),
+    (b" " * (MAX_REPORT_BYTES + 1), "larger than 16 MiB"),
+])
+def test_what_is_no_audit_report(body, why):
+    with pytest.raises(UnreadableReport, match=f"^{why}"):
+        parse_report(body)
+
+
+def test_python_m_handlers_summary_reports_an_unreadable_report_without_a_traceback(emulator, strays):
+    """As a person runs it: a warning on stderr, the summary on stdout, exit status 4."""
+    import subprocess
+    import sys
+
+    from localcloud.runner import ROOT
+    env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY, "TENCENTCLOUD_SESSIONTOKEN": TOKEN,
+           "COS_ENDPOINT": emulator.endpoint, "REPORT_PREFIX": REPORTS, "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-m", "handlers.summary", "--bucket", BUCKET, "--region", REGION,
+                           "--prefix", "out/good/"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4, done.stderr
+    assert "Traceback" not in done.stderr and f"warning: {REPORTS}notes.json" in done.stderr
+    assert "problems: none" in done.stdout and "unreadable reports: 4" in done.stdout
 
 
 # --- CSV cells are text, never formulas (issue 19, defect 7) -------------------------------------
