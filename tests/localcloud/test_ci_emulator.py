@@ -82,3 +82,39 @@ def test_unknown_job_ids_are_named_in_non_exist_job_ids(ci, bucket, emulator):
     assert "NonExistJobIds" not in ci.ci_get_media_jobs(Bucket=bucket, JobIDs="j1")  # all exist: not returned
     request = emulator.requests[-1]
     assert request.key == "jobs/j1"
+
+
+def test_a_page_of_the_job_list_costs_the_page_not_every_job(ci, bucket, emulator):
+    """The list is indexed by queue, tag and creation time (bench/ measures the sweep at 10,000+ jobs):
+    a page looks at its own jobs (and one more, to know whether a NextToken is due), whatever the
+    bucket holds in other queues, tags or outside the period."""
+    for n in range(3000):
+        created = f"2022-07-01T10:{n // 60:02d}:{n % 60:02d}+0800"  # one a second from 10:00:00
+        emulator.register_job(bucket, job(f"j{n:04d}", created, queue="pbusy" if n % 3 else "pquiet"))
+    emulator.register_job(bucket, {**job("jtts", "2022-07-01T10:00:01+0800", queue="pbusy"), "Tag": "Tts"})
+    page = ci.ci_list_media_jobs(Bucket=bucket, Tag="VoiceSeparate", QueueId="pbusy", Size=100, OrderByTime="Asc",
+                                 StartCreationTime="2022-07-01T10:20:00+0800", EndCreationTime="2022-07-01T10:40:00+0800")
+    ids = [j["JobId"] for j in page["JobsDetail"]]
+    assert len(ids) == 100 and ids[0] == "j1201" and all(int(i[1:]) % 3 for i in ids)
+    assert emulator._jobs.examined == 101
+
+
+def test_pages_do_not_shift_when_a_job_is_registered_between_them(ci, bucket, emulator):
+    for n in range(5):
+        emulator.register_job(bucket, job(f"j{n}", f"2022-07-01T10:00:0{n * 2}+0800"))
+
+    def listed(**kwargs) -> tuple[list[str], str]:
+        response = ci.ci_list_media_jobs(Bucket=bucket, Tag="VoiceSeparate", QueueId=DEFAULT_QUEUE_ID, Size=2,
+                                         OrderByTime="Asc", **kwargs)
+        return [j["JobId"] for j in response.get("JobsDetail", [])], response["NextToken"]
+
+    first, token = listed()
+    emulator.register_job(bucket, job("jearly", "2022-07-01T10:00:01+0800"))  # before the token's position
+    emulator.register_job(bucket, job("jlate", "2022-07-01T10:00:05+0800"))  # after it
+    second, token = listed(NextToken=token)
+    third, token = listed(NextToken=token)
+    assert (first, second, third, token or "") == (["j0", "j1"], ["j2", "jlate"], ["j3", "j4"], "")
+    # Registering a job again (CI's account changed: it finished) moves it, never duplicates it.
+    emulator.register_job(bucket, job("j0", "2022-07-01T10:00:09+0800", state="Failed"))
+    assert listed(States="Failed")[0] == ["j0"]
+    assert listed()[0] == ["jearly", "j1"]
