@@ -38,6 +38,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -122,27 +123,76 @@ def _affected(result: ObjectResult) -> AffectedObject:
     return AffectedObject(check.target.key, check.verdict.value, reason, moved)
 
 
-def headline(notice: Notice) -> str:
+# --- what comes from outside is shown as text (pure) ----------------------------------------
+# A key, a reason, CI's Code and Message, even a job id or a state, come from a callback: in a
+# robot's markdown each is shown as the text it is, never as markup (a live link in the team's
+# chat, a colour, an @all). Neither robot documents an escape, so the text is made safe for a
+# CommonMark renderer (where it shows exactly as it is) and for a lax one that ignores backslashes
+# (where it may show a backslash, but no markup can form):
+# - line breaks and the other control, separator and bidirectional-override characters become a
+#   space: nothing from outside starts a line, so no heading, quote, list or code block;
+# - `<` becomes `&lt;` (and `&` before what reads as a character reference `&amp;`): no HTML,
+#   no <font>, no autolink, no WeCom <@userid> mention, whoever parses the tags;
+# - \ ` * ~ [ ] # | are backslash-escaped, and `(` right after `]`: no code span, emphasis,
+#   strikethrough, link or image, and `](`, which every link needs, never occurs even for a
+#   renderer that ignores the backslashes;
+# - `_` is escaped unless it stands between two letters or digits (out/my_file.mp3 stays as it
+#   is: CommonMark never takes such an underscore for emphasis).
+# Such text never goes where a block begins (markdown() puts something of its own first).
+# A bare URL stays a URL: chat clients link those in plain text too, showing where they lead.
+_FOLDED = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_ESCAPED = frozenset("\\`*~[]#|")
+_REFERENCE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]*);")
+_HALF_REFERENCE = re.compile(r"&#?[A-Za-z0-9]*$")
+
+Text = Callable[[str], str]
+
+
+def one_line(text: str) -> str:
+    return _FOLDED.sub(" ", text)
+
+
+def md_inline(text: str) -> str:
+    """`text` as markdown inline content that shows as that text (the rules above)."""
+    text = one_line(text)
+    out = []
+    for i, char in enumerate(text):
+        if char in _ESCAPED or (char == "(" and text[i - 1:i] == "]"):
+            out.append("\\" + char)
+        elif char == "_" and not (text[i - 1:i].isalnum() and text[i + 1:i + 2].isalnum()):
+            out.append("\\_")
+        elif char == "<":
+            out.append("&lt;")
+        elif char == "&" and _REFERENCE.match(text, i):
+            out.append("&amp;")
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def headline(notice: Notice, text: Text = one_line) -> str:
+    """One line: the DingTalk and Feishu title as it is, markdown's heading with text=md_inline."""
     if notice.outcome == "failed-job":
-        return f"CI job {notice.job_id} {notice.state or 'failed'}"
-    problems = ", ".join(f"{n} {v}" for v, n in sorted(notice.counts.items()) if v != "verified" and n)
-    return f"CI outputs of job {notice.job_id}: {problems or notice.outcome}"
+        return f"CI job {text(notice.job_id)} {text(notice.state or 'failed')}"
+    problems = ", ".join(f"{n} {text(v)}" for v, n in sorted(notice.counts.items()) if v != "verified" and n)
+    return f"CI outputs of job {text(notice.job_id)}: {problems or text(notice.outcome)}"
 
 
-def summary_lines(notice: Notice) -> list[str]:
-    lines = [f"Job: {notice.job_id} ({notice.job_type or 'unknown type'}, {notice.state}), outcome {notice.outcome}",
-             f"Bucket: {notice.bucket or '(unknown)'}" + (f" ({notice.region})" if notice.region else "")]
+def summary_lines(notice: Notice, text: Text = one_line) -> list[str]:
+    lines = [f"Job: {text(notice.job_id)} ({text(notice.job_type or 'unknown type')}, {text(notice.state)}), "
+             f"outcome {text(notice.outcome)}",
+             f"Bucket: {text(notice.bucket or '(unknown)')}" + (f" ({text(notice.region)})" if notice.region else "")]
     if notice.code or notice.message:
-        lines.append(f"CI says: {notice.code} {notice.message}".rstrip())
+        lines.append(f"CI says: {text(notice.code)} {text(notice.message)}".rstrip())
     return lines
 
 
 def object_line(obj: AffectedObject) -> str:
-    line = f"{obj.key}: {obj.verdict}"
+    line = f"{one_line(obj.key)}: {one_line(obj.verdict)}"
     if obj.reason:
-        line += f" ({obj.reason})"
+        line += f" ({one_line(obj.reason)})"
     if obj.moved_to:
-        line += f"; moved to {obj.moved_to}"
+        line += f"; moved to {one_line(obj.moved_to)}"
     return line
 
 
@@ -152,23 +202,25 @@ def _listed(notice: Notice) -> tuple[list[AffectedObject], int]:
 
 
 def markdown(notice: Notice) -> str:
-    """The message as the robots' markdown subset: headings, bold, `code`, quotes, lists."""
+    """The message as the robots' markdown subset: a heading, quotes, a list, bold. Each line
+    begins with markup of ours, so nothing from outside stands where a block could begin."""
     shown, more = _listed(notice)
-    text = [f"### {headline(notice)}", *(f"> {line}" for line in summary_lines(notice)), ""]
-    text += [f"- `{o.key}`: **{o.verdict}**" + (f" ({o.reason})" if o.reason else "") +
-             (f"; moved to `{o.moved_to}`" if o.moved_to else "") for o in shown]
+    lines = [f"### {headline(notice, md_inline)}", *(f"> {line}" for line in summary_lines(notice, md_inline)), ""]
+    lines += [f"- **{md_inline(o.verdict)}**: {md_inline(o.key)}" + (f" ({md_inline(o.reason)})" if o.reason else "")
+              + (f"; moved to {md_inline(o.moved_to)}" if o.moved_to else "") for o in shown]
     if more:
-        text.append(f"- … and {more} more (see the function's log)")
-    text.append(f"\nRequest id: {notice.request_id or '-'}")
-    return _clip("\n".join(text))
+        lines.append(f"- … and {more} more (see the function's log)")
+    lines.append(f"\nRequest id: {md_inline(notice.request_id or '-')}")
+    return _clip("\n".join(lines))
 
 
 def plain_lines(notice: Notice) -> list[str]:
+    """The message as lines of text (Feishu's post: each a `text` element, which Feishu shows as it is)."""
     shown, more = _listed(notice)
     lines = [*summary_lines(notice), *(object_line(o) for o in shown)]
     if more:
         lines.append(f"… and {more} more (see the function's log)")
-    lines.append(f"Request id: {notice.request_id or '-'}")
+    lines.append(f"Request id: {one_line(notice.request_id or '-')}")
     return lines
 
 
@@ -176,7 +228,10 @@ def _clip(text: str) -> str:
     raw = text.encode("utf-8")
     if len(raw) <= MAX_ROBOT_TEXT:
         return text
-    return raw[:MAX_ROBOT_TEXT].decode("utf-8", "ignore") + "\n…"
+    cut = _HALF_REFERENCE.sub("", raw[:MAX_ROBOT_TEXT].decode("utf-8", "ignore"))
+    if (len(cut) - len(cut.rstrip("\\"))) % 2:  # a backslash whose character was cut off
+        cut = cut[:-1]
+    return cut + "\n…"
 
 
 def event_payload(notice: Notice, occurred: float) -> dict[str, Any]:

@@ -3,7 +3,9 @@ outcome across replays and containers, delivery within the deadline, and never a
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import re
 import time
 
 import pytest
@@ -11,6 +13,17 @@ import xmltodict
 
 from handlers.app import App
 from handlers.config import ConfigError, Settings
+from handlers.notify import (
+    MAX_OBJECTS_LISTED,
+    MAX_ROBOT_TEXT,
+    AffectedObject,
+    Notice,
+    _clip,
+    build_request,
+    markdown,
+    md_inline,
+    one_line,
+)
 from localcloud.webhook import WebhookReceiver, verify_standard_webhook
 from tests.conftest import function_env, http_event, invoke, md5
 from tests.samples import BUCKET, REGION, job_xml
@@ -186,7 +199,7 @@ def test_wecom_gets_a_markdown_message(emulator, make_app):
     assert set(body) == {"msgtype", "markdown"} and body["msgtype"] == "markdown"
     content = body["markdown"]["content"]
     assert JOB in content and "VoiceSeparate" in content and BUCKET in content
-    assert "`out/bad.mp3`: **mismatch**" in content and "moved to `quarantine/out/bad.mp3`" in content
+    assert "- **mismatch**: out/bad.mp3 (" in content and "moved to quarantine/out/bad.mp3" in content
     assert "out/voice.mp3" not in content and "Request id: test-request" in content
     assert message.query == {"key": "wecom-robot-key-123"} and len(content.encode()) <= 4096
 
@@ -340,3 +353,132 @@ def test_a_genuine_callback_without_state_is_confirmed_by_cis_success(emulator, 
     app = make_app(VERIFY_WITH_CI="true", **notify_env(receiver))
     status, answer, _ = invoke(app, http_event(body))
     assert status == 200 and answer["jobs"][0]["outcome"] == "skipped"
+
+
+# --- what a key, a reason or CI says is shown as text (issue 19, defect 9) -------------------------
+
+# A key may hold anything but control characters: each markdown construct the robots render.
+EVIL_KEY = ('out/x` [open](https://evil.example/phish) ![i](https://evil.example/p.png) <https://evil.example/> '
+            '<font color="warning">**urgent**</font> <@all> &lt;b&gt; _em_ ~~s~~ | # \\`.mp3')
+EVIL_MESSAGE = ("voice model crashed\n# Heading\n> quote\n- item\n1. first\n\n[re-run](https://evil.example/)"
+                "\r\n```\ncode\n``` <@all>\u2028tail")
+OUR_PREFIXES = ("### ", "> ", "- ", "Request id: ")
+
+
+def commonmark_text(markdown_text: str) -> str:
+    """What a CommonMark renderer shows of text holding no markup: backslash escapes and entities resolved."""
+    import html
+    import re
+    return html.unescape(re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown_text))
+
+
+def live_markup(markdown_text: str) -> str:
+    """The characters of `markdown_text` that a renderer could take as markup: what is left once
+    backslash escapes (CommonMark's) and character references are taken out, and of that only the
+    characters that open a link, an image, a code span, HTML, an autolink, a mention, emphasis,
+    strikethrough or a table cell."""
+    import re
+    plain = re.sub(r"\\[!-/:-@\[-`{-~]|&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]*);", "", markdown_text)
+    plain = re.sub(r"(?<=[^\W_])_+(?=[^\W_])", "", plain)  # inside a word CommonMark takes no _ for emphasis
+    return "".join(c for c in plain if c in "[]`<*_~|")
+
+
+def assert_text_only(content: str, expected_lines: int) -> None:
+    lines = content.split("\n")
+    assert len(lines) == expected_lines, lines  # nothing from a key or CI started a line (a block) of its own
+    for line in lines:
+        assert line == "" or line.startswith(OUR_PREFIXES), line
+        body = line.split(" ", 1)[1] if line.startswith(OUR_PREFIXES[:3]) else line
+        assert live_markup(body.replace("**mismatch**", "").replace("**missing**", "")) == "", line
+    assert "](" not in content and "<" not in content
+
+
+def test_a_key_and_cis_message_reach_wecom_as_text(emulator, make_app):
+    """Red-team finding: a backtick in a key closed the code span it was put in, and the link after
+    it was live in the team's chat; CI's Message went out as it was, newlines and all."""
+    from xml.sax.saxutils import escape
+    emulator.put_object(BUCKET, EVIL_KEY, b"corrupt")
+    mismatch = job_xml(md5s={escape(EVIL_KEY): md5(b"expected")}, names=[])
+    failed = job_xml(md5s=None, names=[], state="Failed", code="InternalError", message=escape(EVIL_MESSAGE),
+                     job_id="j0000000000000000000000000000002")
+    with WebhookReceiver(kind="wecom") as robot:
+        app = make_app(NOTIFY_URL=robot.url("/cgi-bin/webhook/send?key=k"), NOTIFY_FORMAT="wecom", ACTION_FAILED="move")
+        assert invoke(app, http_event(mismatch))[0] == 200
+        assert invoke(app, http_event(failed))[0] == 200
+        first, second = (m.json()["markdown"]["content"] for m in robot.requests)
+    assert emulator.object_bytes(BUCKET, "quarantine/" + EVIL_KEY) == b"corrupt"
+    # heading, job, bucket, blank, the object, blank, request id
+    assert_text_only(first, expected_lines=7)
+    (object_line,) = [line for line in first.split("\n") if line.startswith("- ")]
+    assert EVIL_KEY in commonmark_text(object_line) and "quarantine/" + EVIL_KEY in commonmark_text(object_line)
+    # heading, job, bucket, CI says, blank, blank, request id
+    assert_text_only(second, expected_lines=7)
+    (ci_says,) = [line for line in second.split("\n") if "CI says" in line]
+    shown = commonmark_text(ci_says)
+    assert "voice model crashed # Heading > quote - item 1. first" in shown and "[re-run](https://evil.example/)" in shown
+
+
+def evil_notice(objects: int = 1, reason: str = "the content's MD5 is x\n# not a heading [x](https://evil.example/)",
+                outcome: str = "failed") -> Notice:
+    shown = tuple(AffectedObject(f"{EVIL_KEY}{i}", "mismatch", reason, "quarantine/" + EVIL_KEY) for i in range(objects))
+    return Notice(job_id="j1`[x](https://evil.example/)", job_type="Voice\nSeparate", state="Success\n# h",
+                  outcome=outcome, bucket="b-1<@all>", region="ap-x\r\n> q", code="E\n1", message=EVIL_MESSAGE,
+                  objects=shown, counts={"mismatch": objects}, request_id="r\n1")
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("out/my_file-1 (live).mp3", "out/my_file-1 (live).mp3"),  # what keys usually are stays as it is
+    ("[a](https://e.example/)", "\\[a\\]\\(https://e.example/)"),
+    ("![i](https://e.example/p.png)", "!\\[i\\]\\(https://e.example/p.png)"),
+    ("a`b``c", "a\\`b\\`\\`c"), ("**b** *i* _i_ ~~s~~", "\\*\\*b\\*\\* \\*i\\* \\_i\\_ \\~\\~s\\~\\~"),
+    ("<font color=\"info\">x</font> <@all> <https://e.example/>",
+     "&lt;font color=\"info\">x&lt;/font> &lt;@all> &lt;https://e.example/>"),
+    ("&lt; &#60; &#x3c; AT&T", "&amp;lt; &amp;\\#60; &amp;\\#x3c; AT&T"), ("a\\", "a\\\\"), ("# x | y", "\\# x \\| y"),
+    ("a\nb\r\nc\u2028d\u2029e\x0bf\x1bg\u202eh", "a b  c d e f g h"),
+])
+def test_md_inline_shows_the_text_itself(text, shown):
+    assert md_inline(text) == shown
+    assert commonmark_text(md_inline(text)) == one_line(text) and live_markup(md_inline(text)) == ""
+
+
+def test_a_dingtalk_message_has_a_plain_one_line_title_and_text_only_markdown():
+    request = build_request(evil_notice(), "https://oapi.dingtalk.com/robot/send?access_token=t", "dingtalk", "", 0.0)
+    body = json.loads(request.body)
+    assert "\n" not in body["markdown"]["title"] and body["markdown"]["title"].startswith("CI outputs of job j1`[x]")
+    # heading, job, bucket, CI says, blank, the object, blank, request id
+    assert_text_only(body["markdown"]["text"], expected_lines=8)
+
+
+def test_a_feishu_post_holds_only_text_elements_one_line_each():
+    """Feishu's `text` element is shown as it is; the rows are built as objects, so a key that
+    looks like JSON (closing the element, opening a link element) is only text."""
+    key = 'out/"}],[{"tag":"a","href":"https://evil.example/","text":"open"}],[{"tag":"at","user_id":"all"}].mp3'
+    notice = dataclasses.replace(evil_notice(), objects=(AffectedObject(key, "mismatch", "r\n[x](y)", ""),))
+    body = json.loads(build_request(notice, "https://open.feishu.cn/open-apis/bot/v2/hook/h", "feishu", "", 0.0).body)
+    post = body["content"]["post"]["zh_cn"]
+    assert "\n" not in post["title"]
+    assert all(len(row) == 1 and set(row[0]) == {"tag", "text"} and row[0]["tag"] == "text" for row in post["content"])
+    texts = [row[0]["text"] for row in post["content"]]
+    assert all("\n" not in t and "\r" not in t for t in texts)
+    assert f"{key}: mismatch (r [x](y))" in texts and any("voice model crashed # Heading" in t for t in texts)
+
+
+def test_a_clipped_message_ends_on_no_half_escape():
+    content = markdown(evil_notice(objects=MAX_OBJECTS_LISTED))
+    assert len(content.encode()) <= 4096 and content.endswith("\n…")
+    cut = content[:-2].rsplit("\n", 1)[1]  # the line the clip went through
+    assert not re.search(r"(?<!\\)(\\\\)*\\$|&#?[A-Za-z0-9]*$", cut), cut
+    assert_text_only(content[:-2], expected_lines=content.count("\n"))
+
+
+@pytest.mark.parametrize("short_by", range(24))
+def test_a_clip_through_an_escape_leaves_no_half_of_it(short_by):
+    """Wherever the 3,500-byte cut falls, no lone backslash (which would escape the "…") and no
+    half character reference is left."""
+    head = "### h\n- x "
+    text = head + "Z" * (MAX_ROBOT_TEXT - len(head) - short_by) + md_inline("<&lt;\\[x`") * 4
+    clipped = _clip(text)
+    assert clipped.endswith("\n…") and len(clipped[:-2].encode()) <= MAX_ROBOT_TEXT
+    tail = clipped[:-2].rsplit("Z", 1)[1]
+    assert not re.search(r"(?<!\\)(\\\\)*\\$|&#?[A-Za-z0-9]*$", tail), tail
+    assert live_markup(tail) == "" and commonmark_text(tail) in one_line("<&lt;\\[x`") * 4
