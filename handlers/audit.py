@@ -10,13 +10,13 @@ from __future__ import annotations
 import json
 import time
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
 from handlers.callback import output_objects
 from handlers.ci import JobNotConfirmed, Lookup, describe_jobs, needs_confirmation
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Callback, Job, JobResult, OutputObject
+from handlers.models import Callback, Job, JobResult, OutputObject, Verdict
 from handlers.report import combined, entry_standing, job_entry
 
 STATE_PREFIX = ".ci-callback-verifier/"  # the function's own records (notification markers) without REPORT_PREFIX
@@ -45,6 +45,10 @@ def location_of(job: Job, prefix: str) -> OutputObject | None:
 
 def report_body(result: JobResult, request_id: str, started: float, finished: float) -> bytes:
     entry = job_entry(result)
+    for written, obj in zip(entry["objects"], result.objects, strict=True):
+        if obj.moved_etag and obj.check.state is not None and obj.moved_etag != obj.check.state.etag:
+            # The version checked, as a `pending` entry for it names it (its `etag` is the moved copy's).
+            written["sourceEtag"] = obj.check.state.etag
     entry["timings"] = {
         "startedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "finishedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
@@ -55,36 +59,97 @@ def report_body(result: JobResult, request_id: str, started: float, finished: fl
 
 
 FINAL_VERDICTS = ("verified", "mismatch", "missing", "unverifiable")
+CONTENT_TYPE = "application/json; charset=utf-8"
+Entry = dict[str, Any]
 
 
-def merged_report(earlier: bytes | None, update: bytes) -> bytes:
-    """The job's report with the objects of `update` (a partial result: a FileHashCode callback's)
-    in place of their earlier entries, the other entries kept, and the outcome the whole job's (pure)."""
+def _objects(body: bytes | None, job_id: object) -> dict[tuple[object, object], Entry] | None:
+    """The object entries of a report of job `job_id` by (bucket, key); None for no report, or not this job's."""
     try:
-        report = json.loads(earlier) if earlier else None
+        report = json.loads(body) if body else None
     except ValueError:
-        report = None
+        return None
+    if not isinstance(report, dict) or report.get("jobId") != job_id:
+        return None
+    return {(o.get("bucket"), o.get("key")): o for o in report.get("objects") or [] if isinstance(o, dict)}
+
+
+def _same_version(final: Entry, pending: Entry) -> bool:
+    """Whether a final entry is about the version a `pending` one names (before a move: `sourceEtag`)."""
+    return bool(pending.get("etag")) and pending.get("etag") in (final.get("etag"), final.get("sourceEtag"))
+
+
+def _stands(earlier: Entry | None, entry: Entry, partial_result: bool) -> bool:
+    """Whether the earlier entry for an object stays in place of `entry` (pure): a final verdict is never
+    turned back to `pending` for the same version, whoever writes last (a later version's `pending` replaces
+    it); nor replaced by `superseded` from a late or replayed hash callback (the version it hashed is gone)."""
+    if earlier is None or earlier.get("verdict") not in FINAL_VERDICTS:
+        return False
+    if entry.get("verdict") == "pending":
+        return _same_version(earlier, entry)
+    return partial_result and entry.get("verdict") == "superseded"
+
+
+def merged_report(earlier: bytes | None, update: bytes, partial_result: bool = True) -> bytes:
+    """The report to write over `earlier` (pure). A partial result (a FileHashCode callback's) puts its objects
+    in place of their earlier entries and keeps the others; a whole one (the media job's) names every output,
+    each replaced by its earlier entry where that stands. The outcome is then the whole job's."""
     fresh = json.loads(update)
-    if not isinstance(report, dict) or report.get("jobId") != fresh.get("jobId"):
+    before = _objects(earlier, fresh.get("jobId"))
+    if before is None:
         return update
-    entries = {(o.get("bucket"), o.get("key")): o for o in report.get("objects") or [] if isinstance(o, dict)}
+    entries = dict(before) if partial_result else {}
+    kept = False
     for entry in fresh["objects"]:
         place = (entry["bucket"], entry["key"])
-        # A late or replayed callback finds the version it hashed gone: what was decided stands.
-        if entry["verdict"] == "superseded" and entries.get(place, {}).get("verdict") in FINAL_VERDICTS:
-            continue
-        entries[place] = entry
+        if _stands(before.get(place), entry, partial_result):
+            entries[place], kept = before[place], True
+        else:
+            entries[place] = entry
+    if not partial_result and not kept:
+        return update  # nothing earlier stands: the job's own account, outcome and all (a failed job too)
     objects = list(entries.values())
     outcome = combined(entry_standing(o) for o in objects).value
     return json.dumps({**fresh, "outcome": outcome, "objects": objects}, ensure_ascii=False, indent=2).encode()
 
 
+def overwritten(current: bytes | None, update: bytes) -> bool:
+    """Whether the report read back after writing `update` lost what it said (pure): an object of it gone, or
+    a final verdict of it turned back to `pending` for the same version, by a writer that read before our
+    write and wrote after it. A report removed since (None) is left removed."""
+    fresh = json.loads(update)
+    now = _objects(current, fresh.get("jobId"))
+    if now is None:
+        return False
+    for entry in fresh["objects"]:
+        there = now.get((entry["bucket"], entry["key"]))
+        if there is None or (entry["verdict"] in FINAL_VERDICTS and there.get("verdict") == "pending"
+                             and _same_version(entry, there)):
+            return True
+    return False
+
+
+def _write(store: Writer, where: OutputObject, body: bytes, partial_result: bool, merge: bool) -> None:
+    """One write, reading what it may have to keep right before it (again on every retry)."""
+    if merge:
+        body = merged_report(store.get_bytes(where), body, partial_result)
+    store.put_bytes(where, body, CONTENT_TYPE)
+
+
 def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline: Deadline,
                   request_id: str, started: float) -> list[str]:
-    """Write every job's report; returns the problems (empty when all were written). A partial
-    result is merged into the report already there (read, then written: of two FileHashCode callbacks
-    of one job finishing at the same moment, one's entry may be left saying `pending`; the tags,
-    which the report command reads without reports, are right either way)."""
+    """Write every job's report; returns the problems (empty when all were written).
+
+    In VERIFY_MODE=server a job's report has two kinds of writers that can overlap: the media job's
+    invocation (whole, some outputs `pending`) and each FileHashCode callback's (partial: the one object it
+    finished). Either reads the report right before its write and merges (merged_report), then reads it back
+    and, when a writer that read before that write overwrote it (`overwritten`), merges and writes once more.
+    What remains: writer B's read and write enclosing both A's write and A's read-back, i.e. A's write and
+    read-back (two requests) landing within B's read-to-write gap (B's GET answer travelling back and its PUT
+    being applied: about one round trip and a PUT; longer for a PUT that COS applies after it was given up on,
+    README's residual windows). A's entry then stays as B wrote it (`pending`, or absent) though the tags are
+    final, until a replay of the job's callback writes the report again. A whole report with nothing pending never
+    reads (nothing earlier can stand against it): no request is added outside server mode."""
     problems = []
     finished = time.time()
     for result in results:
@@ -92,10 +157,12 @@ def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline
         if where is None:
             continue
         body = report_body(result, request_id, started, finished)
+        merge = result.partial or any(o.check.verdict is Verdict.PENDING for o in result.objects)
+        write = partial(_write, store, where, body, result.partial, merge)
         try:
-            if result.partial:
-                body = merged_report(retrying(partial(store.get_bytes, where), deadline), body)
-            retrying(partial(store.put_bytes, where, body, "application/json; charset=utf-8"), deadline)
+            retrying(write, deadline)
+            if merge and overwritten(retrying(partial(store.get_bytes, where), deadline), body):
+                retrying(write, deadline)
         except (TransientError, StorageError) as exc:
             problems.append(f"the audit report {where.bucket}/{where.key} was not written: {exc}")
     return problems
