@@ -16,7 +16,7 @@ from .auth import Credentials
 from .ci import CiApi, JobRegistry
 from .cos_api import CosApi
 from .faults import Fault, FaultInjector, RequestLog, RequestRecord
-from .file_jobs import CallbackSink, FileJobs
+from .file_jobs import ARCHIVED, CallbackSink, FileJobs
 from .server import EmulatorHttpServer, Services
 from .store import ObjectAttributes, Store, read_chunks
 
@@ -198,6 +198,14 @@ class CosEmulator(BackgroundServer):
     def file_job(self, bucket: str, job_id: str) -> dict[str, Any] | None:
         """A FileHashCode job as GET /file_jobs/<id> describes it, or None."""
         return self._file_jobs.find(bucket, job_id)
+
+    def fail_file_jobs(self, bucket: str, key: str, failure: tuple[str, str] | None = ARCHIVED) -> None:
+        """From now on every FileHashCode job on bucket/key ends `Failed` with this (Code, Message), as one on
+        an archived object does; None: hash it again."""
+        if failure is None:
+            self._file_jobs.failures.pop((bucket, key), None)
+        else:
+            self._file_jobs.failures[(bucket, key)] = failure
 
     def wait_for_file_jobs(self, timeout: float = 10.0) -> None:
         """Until every file job created so far has been hashed and its callback made."""

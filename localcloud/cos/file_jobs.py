@@ -19,6 +19,9 @@ What Tencent documents, and the emulator does:
 - Query (https://cloud.tencent.com/document/api/436/83109): up to 10 comma-separated ids; unknown ones are
   named in NonExistJobIds.
 
+An archived object cannot be hashed ("不支持计算 COS 上的归档存储类型和深度归档存储类型的文件哈希值", 83108 above):
+its job ends `Failed`. `failures` names the objects whose jobs fail so, with the Code and Message to report.
+
 Callback delivery is the emulator's own setting: `callback_sink` (a callable) receives every callback instead
 of an HTTP POST, so a test can hold, drop or replay it; without one a callback is POSTed to the job's CallBack
 URL, and a job without CallBack (CI would use its queue's) has nowhere to go: it is lost.
@@ -49,6 +52,9 @@ MAX_USER_DATA = 1024
 MAX_IDS = 10
 ALGORITHMS = {"md5": "md5", "sha1": "sha1", "sha256": "sha256"}
 FILE_QUEUE_ID = "p" + "f" * 32  # the queue a job created without QueueId runs in
+# No page gives the Code and Message of a FileHashCode job that fails on an archived object; this borrows the
+# code object stores answer for reading one (InvalidObjectState). A test may give any other.
+ARCHIVED = ("InvalidObjectState", "The object is in the ARCHIVE storage class: restore it before hashing it.")
 _CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
 
 
@@ -121,6 +127,7 @@ class FileJobs:
         self.callback_sink: CallbackSink | None = None
         self.delay = 0.0
         self.created = 0
+        self.failures: dict[tuple[str, str], tuple[str, str]] = {}  # (bucket, key) -> (Code, Message)
         # The file-processing queue's callback format, used when a job names none: a job's
         # CallBackFormat "takes priority over that of the queue" (default XML),
         # https://cloud.tencent.com/document/api/436/83108.
@@ -206,13 +213,17 @@ class FileJobs:
         started = _ci_time(time.time())
         with self._lock:
             self._jobs[(bucket, job_id)].update(State="Running", StartTime=started)
-        try:
-            value, stored = _digest(self._store, bucket, key, algorithm)
-            update: dict[str, Any] = {"State": "Success"}
-            result: dict[str, str] | None = _result(value, stored, algorithm)
-        except errors.CosError as error:
-            update = {"State": "Failed", "Code": error.code, "Message": error.message}
-            result = None
+        failure = self.failures.get((bucket, key))
+        result: dict[str, str] | None = None
+        if failure is not None:
+            update: dict[str, Any] = {"State": "Failed", "Code": failure[0], "Message": failure[1]}
+        else:
+            try:
+                value, stored = _digest(self._store, bucket, key, algorithm)
+                update = {"State": "Success"}
+                result = _result(value, stored, algorithm)
+            except errors.CosError as error:
+                update = {"State": "Failed", "Code": error.code, "Message": error.message}
         with self._lock:
             detail = self._jobs[(bucket, job_id)]
             detail.update(update, EndTime=_ci_time(time.time()), Progress="100")
