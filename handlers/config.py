@@ -75,6 +75,7 @@ class Settings:
     verify_mode: str = "auto"
     hash_callback_url: str = ""  # VERIFY_MODE=server: where CI posts FileHashCode callbacks (empty: the queue's)
     hash_queue_id: str = ""  # VERIFY_MODE=server: the file-processing queue for FileHashCode jobs (empty: CI's)
+    hash_jobs_per_version: int = 2  # VERIFY_MODE=server: FileHashCode jobs (billed) started at most per object version
     action_verified: frozenset[str] = frozenset({"tag"})
     action_failed: frozenset[str] = frozenset({"tag"})
     verified_destination: str = "verified/{key}"
@@ -154,6 +155,7 @@ class Settings:
             verify_mode=_choice(env, "VERIFY_MODE", ("auto", "full", "server"), "auto"),
             hash_callback_url=_hash_callback_url(env, "HASH_CALLBACK_URL"),
             hash_queue_id=_value(env, "HASH_QUEUE_ID"),
+            hash_jobs_per_version=_integer(env, "HASH_JOBS_PER_VERSION", 2, 1, 10),
             action_verified=_actions(env, "ACTION_VERIFIED"),
             action_failed=_actions(env, "ACTION_FAILED"),
             verified_destination=_destination(env, "VERIFIED_PREFIX", "verified/", "VERIFIED_BUCKET"),

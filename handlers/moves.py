@@ -8,6 +8,7 @@ COS itself says how far an earlier delivery got.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Protocol, TypeVar
@@ -19,10 +20,11 @@ from handlers.deadline import Deadline, retrying
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
 from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.policy import movable, tags_on
-from handlers.tags import JOB_TAG, MAX_TAGS, plan_tags
+from handlers.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG, plan_tags
 from handlers.verify import Inspector, check_object
 
 T = TypeVar("T")
+PENDING = Verdict.PENDING.value
 
 
 class Mover(Inspector, Protocol):
@@ -31,6 +33,7 @@ class Mover(Inspector, Protocol):
     def tags(self, target: OutputObject) -> dict[str, str] | None: ...
     def put_tags(self, target: OutputObject, tags: Mapping[str, str]) -> None: ...
     def delete_tags(self, target: OutputObject) -> None: ...
+    def get_bytes(self, target: OutputObject) -> bytes | None: ...
 
 
 def destination_for(target: OutputObject, verdict: Verdict, job_id: str, settings: Settings) -> OutputObject:
@@ -99,6 +102,10 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
         there = found or {}
         wanted, dropped = destination_tags(there, carried)
         notes.extend([dropped] if dropped else [])
+        # `pending` (VERIFY_MODE=server) announced the hash now done: it never travels. A copy made in one
+        # request brought it along, so the set is written even when nothing else changes.
+        stale = PENDING in (carried.get(VERIFY_TAG), there.get(VERIFY_TAG))
+        wanted = {key: value for key, value in wanted.items() if (key, value) != (VERIFY_TAG, PENDING)}
         ours: dict[str, str] = {}
         if tag:
             plan = plan_tags(wanted, check.verdict.value, job_id)
@@ -106,8 +113,10 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
                 wanted, ours = dict(plan.tags), our_tags(check.verdict, job_id)
             actions.append("tag-skipped" if plan.skipped else "tagged")
             notes.extend([plan.skipped] if plan.skipped else [])
-        if wanted and wanted != there:
+        if wanted and (wanted != there or stale):
             write_tags(store, dest, wanted, ours, deadline)
+        elif stale:
+            step(lambda: store.delete_tags(dest))
         now = step(lambda: store.head(source))
         if now is not None and now.etag != state.etag:
             raise MoveBlocked(f"{source.key} was rewritten after it was copied; the new version is left in place")
@@ -125,33 +134,36 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
 
 def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settings,
                deadline: Deadline) -> ObjectResult | None:
-    """For an object missing at its key: the result of an earlier delivery that moved it,
-    or None when no destination holds it."""
+    """For an object missing at its key: the result of an earlier delivery that moved it, an `error`
+    when whether one did cannot be told now (never `missing` then), or None when no destination holds it."""
+    unsure = None
     for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
         if not movable(verdict, settings):
             continue
         found = _moved_result(target, verdict, job_id, tags_on(verdict, settings), store, settings, deadline)
-        if found is not None:
+        if found is not None and found.check.verdict is Verdict.ERROR:
+            unsure = unsure or found
+        elif found is not None:
             return found
-    return None
+    return unsure
 
 
 def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool, store: Mover,
                   settings: Settings, deadline: Deadline) -> ObjectResult | None:
     dest = destination_for(target, verdict, job_id, settings)
+    existing: dict[str, str] | None = None
     try:
         existing = retrying(lambda: store.tags(dest), deadline)
+        if existing is None or not moved_by(job_id, existing, _template(verdict, settings)):
+            return None  # nothing there, or another job's object (its tags and bytes are left alone)
+        found = _recognised(target, dest, verdict, job_id, existing, store, settings, deadline)
     except (TransientError, StorageError) as exc:
-        return ObjectResult(Check(target, Verdict.ERROR, Method.NONE, f"the tags of {dest.bucket}/{dest.key} could "
-                                  f"not be read to tell whether an earlier delivery moved it there: {exc}"))
-    if existing is None or not moved_by(job_id, existing, _template(verdict, settings)):
-        return None  # nothing there, or another job's object (its tags and bytes are left alone)
-    # The verified destination must hash to CI's MD5; the quarantine must hash to anything else.
-    probe = OutputObject(dest.bucket, dest.region, dest.key, target.expected_md5)
-    mode = "auto" if verdict is Verdict.VERIFIED else "full"
-    found = check_object(probe, store, mode, None, deadline)
-    if found.verdict is not verdict:
+        found = Check(target, Verdict.ERROR, Method.NONE, str(exc))
+    if found is None:
         return None
+    if found.verdict is Verdict.ERROR or existing is None:
+        return ObjectResult(Check(target, Verdict.ERROR, Method.NONE, f"whether an earlier delivery moved it to "
+                                  f"{dest.bucket}/{dest.key} could not be told: {found.reason}"))
     check = Check(target, verdict, found.method, found.reason, found.state, found.content_md5)
     actions, notes = [], []
     try:
@@ -163,6 +175,49 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
         return ObjectResult(check, error=f"tagging the moved object failed: {exc}")
     actions.append(_moved(dest, target))
     return ObjectResult(check, actions=tuple(actions), notes=tuple(notes))
+
+
+def _recognised(target: OutputObject, dest: OutputObject, verdict: Verdict, job_id: str, tags: Mapping[str, str],
+                store: Mover, settings: Settings, deadline: Deadline) -> Check | None:
+    """The destination's check when it holds this job's earlier move with that verdict, an `error` check
+    when that cannot be told, None when it does not.
+
+    Its bytes are not read when something else says it: our tags for this job and verdict (written on the
+    copy only once it was confirmed to hold the checked bytes), or the job's audit report recording the move
+    with the ETag the copy has. Else the verified copy must hash to CI's MD5 (its ETag may say so), the
+    quarantined one to anything else."""
+    if tags.get(JOB_TAG) == job_id and tags.get(VERIFY_TAG) == verdict.value:
+        state = retrying(lambda: store.head(dest), deadline)
+        return None if state is None else Check(
+            target, verdict, Method.NONE, f"moved by an earlier delivery: its tags at {dest.key} say so", state)
+    if settings.report_prefix:
+        state = retrying(lambda: store.head(dest), deadline)
+        if state is None:
+            return None
+        if state.etag == _reported_move(target, dest, verdict, job_id, settings.report_prefix, store, deadline):
+            return Check(target, verdict, Method.NONE,
+                         f"moved by an earlier delivery: the job's audit report names {dest.key} and its ETag", state)
+    probe = OutputObject(dest.bucket, dest.region, dest.key, target.expected_md5)
+    found = check_object(probe, store, "auto" if verdict is Verdict.VERIFIED else "full", None, deadline)
+    if found.verdict is Verdict.ERROR:
+        return found
+    return found if found.verdict is verdict else None
+
+
+def _reported_move(target: OutputObject, dest: OutputObject, verdict: Verdict, job_id: str, prefix: str,
+                   store: Mover, deadline: Deadline) -> str | None:
+    """The ETag the job's audit report gives the copy it moved to `dest` with this verdict, if it records that."""
+    where = OutputObject(target.bucket, target.region, f"{prefix}{job_id}.json", None)
+    try:
+        report = json.loads(retrying(lambda: store.get_bytes(where), deadline) or b"null")
+    except ValueError:
+        return None
+    for entry in (report.get("objects") or []) if isinstance(report, dict) else []:
+        if (isinstance(entry, dict) and (entry.get("bucket"), entry.get("key")) == (target.bucket, target.key)
+                and entry.get("verdict") == verdict.value and _moved(dest, target) in (entry.get("actions") or [])):
+            etag = entry.get("etag")
+            return etag if isinstance(etag, str) and etag else None
+    return None
 
 
 def destination_tags(there: Mapping[str, str], carried: Mapping[str, str]) -> tuple[dict[str, str], str]:

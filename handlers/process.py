@@ -23,10 +23,14 @@ from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResul
 from handlers.moves import find_moved, move
 from handlers.policy import movable, reads_tags, tags_on
 from handlers.report import combined, standing
+from handlers.tags import JOB_TAG, VERIFY_TAG
 from handlers.verify import check_object
 
 if TYPE_CHECKING:
     from handlers.serverhash import FileJob, ServerHash
+
+# Verdicts about the bytes that stand until the object changes.
+SETTLED = frozenset({Verdict.VERIFIED, Verdict.MISMATCH, Verdict.UNVERIFIABLE})
 
 
 def outcome_of(job: Job, results: tuple[ObjectResult, ...]) -> Outcome:
@@ -108,6 +112,11 @@ class Processor:
             return move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
         if tags_on(check.verdict, settings):
             return tag(check, job_id, read_tags, store, deadline, beside=self._beside(deadline))
+        if check.verdict in SETTLED and check.state is not None and _pending_of(job_id, read_tags()):
+            # VERIFY_MODE=server tagged it `pending` while CI hashed it; the verdict's action writes no tag over
+            # that, and `pending` must not outlive the hash it announced.
+            from handlers.serverhash import clear_pending
+            return clear_pending(check, job_id, store, deadline)
         return ObjectResult(check)
 
 
@@ -115,6 +124,11 @@ class Processor:
         def start(read: Callable[[], R]) -> Callable[[], R]:
             return self._tag_reads.submit(retrying, read, deadline).result
         return start
+
+
+def _pending_of(job_id: str, tags: dict[str, str] | None) -> bool:
+    """Whether the tags carry this job's `pending` (VERIFY_MODE=server, a hash job announced)."""
+    return tags is not None and tags.get(VERIFY_TAG) == Verdict.PENDING.value and tags.get(JOB_TAG) == job_id
 
 
 def _result_of(future: Future[dict[str, str] | None] | None) -> Callable[[], dict[str, str] | None]:

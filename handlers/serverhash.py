@@ -16,12 +16,18 @@
 - A lost callback: the pending tag names the file job, so a replay of the media job's callback, or the
   sweep (which re-runs every job whose outputs lack a final verdict), asks CI for that job and finishes the
   object from its answer; a job still running stays pending, and no second job is started for it.
+- CI bills each job: at most HASH_JOBS_PER_VERSION are started for one version of an object, counted in a
+  record of the function's own (handlers/hashledger.py) whatever the tag actions. A job that fails (an
+  archived object) starts the next while the bound allows; then the object is `error` with CI's Code and
+  Message on every path, and its `pending` tag is taken off: it announces no work any more.
+- A version written after the media job ended belongs to whoever wrote it: it is `superseded` before anything
+  else is looked at, on every path, and nothing of this job's (not even `pending`) is written on it.
 """
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -31,11 +37,14 @@ from urllib.parse import quote, unquote
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from handlers import log
+from handlers.actions import without_ours
+from handlers.audit import STATE_PREFIX
 from handlers.ci import CiUnavailable, JobNotConfirmed, ci_call
 from handlers.config import Settings
 from handlers.cos import Clients, ObjectStore
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
+from handlers.hashledger import HashLedger
 from handlers.http import HttpError
 from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.nodes import MalformedCallback, as_list
@@ -234,36 +243,26 @@ class ServerHash:
     def _inspect(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline,
                  read_tags: TagReader, hashed: FileJob | None) -> Check | ObjectResult:
         state = store.head(target)
+        if state is not None and _written_after(state, job.end_time):
+            # A late callback, a replay, a sweep re-running an older job: the version there now was written
+            # after this job ended, by whoever owns it now. Nothing of ours goes on it, not even `pending`.
+            return _superseded(target, state, job, hashed)
         settled = decide_without_content(target, state, "auto")
         if settled is not None:
             return settled
         assert state is not None and target.expected_md5 is not None
-        end = job.end_time
-        earlier = hashed or self._earlier_job(job, target, read_tags, deadline)
-        if earlier is not None:
-            ticket = decode(earlier.user_data)
-            if ticket is not None and ticket.etag == state.etag and (not earlier.etag or earlier.etag == state.etag):
-                if earlier.state == "Success" and len(earlier.md5) == 32:
-                    by_content = decide_by_content(target, state, earlier.md5, end)
-                    return _by_ci(by_content, f"FileHashCode job {earlier.job_id}")
-                if earlier.running:
-                    return ObjectResult(_pending(target, state, earlier.job_id))
-            if hashed is not None and _written_after(state, end):
-                # A late FileHashCode callback (CI's duplicate, a replay): the version it hashed is gone,
-                # and the one there now was written after this job ended, by whoever owns it now.
-                return Check(target, Verdict.SUPERSEDED, Method.NONE,
-                             f"CI's FileHashCode job {earlier.job_id} hashed an earlier version; the object was "
-                             f"rewritten at {state.last_modified.isoformat()}, after the job ended: it belongs to "
-                             "a later job", state)
-            # failed, or for other bytes than these: hash the object as it is now
-            log.info("hash job of CI did not settle the object: hashing it again", jobId=job.job_id,
-                     hashJobId=earlier.job_id, state=earlier.state, reason=earlier.message)
+        seen: dict[str, FileJob] = {}  # the file jobs CI was asked about, by id
+        for found in self._earlier_jobs(job, target, read_tags, deadline, hashed):
+            seen[found.job_id] = found
+            decided = _by_file_job(job, target, state, found)
+            if decided is not None:
+                return decided
         if state.size < SYNC_LIMIT:
             try:
-                return self._sync(target, state, end, store, deadline)
+                return self._sync(target, state, job.end_time, store, deadline)
             except SyncRefused as exc:
                 log.warning("CI's synchronous hash refused the object: submitting a FileHashCode job", reason=str(exc))
-        return self._submit(job, target, state, store, deadline, read_tags)
+        return self._by_new_job(job, target, state, store, deadline, seen)
 
     def _sync(self, target: OutputObject, state: ObjectState, end: datetime | None, store: ObjectStore,
               deadline: Deadline) -> Check:
@@ -275,8 +274,41 @@ class ServerHash:
             raise TransientError(f"{target.bucket}/{target.key} changed while CI hashed it")
         return _by_ci(decide_by_content(target, state, md5, end), "filehash")
 
-    def _submit(self, job: Job, target: OutputObject, state: ObjectState, store: ObjectStore, deadline: Deadline,
-                read_tags: TagReader) -> Check | ObjectResult:
+    def _by_new_job(self, job: Job, target: OutputObject, state: ObjectState, store: ObjectStore,
+                    deadline: Deadline, seen: dict[str, FileJob]) -> Check | ObjectResult:
+        """The object needs a FileHashCode job: the last one started for this version, if CI settles it with
+        that; else a new one, unless HASH_JOBS_PER_VERSION are started already: then `error`."""
+        ledger = HashLedger(store, self._settings.report_prefix or STATE_PREFIX)
+        started = ledger.read(target, state.etag, deadline)
+        latest = started[-1].hash_job_id if started else ""
+        if latest and latest not in seen:
+            found = self._find(target, latest, deadline)
+            if found is not None:
+                seen[latest] = found
+                decided = _by_file_job(job, target, state, found)
+                if decided is not None:
+                    return decided
+        ours = [found for found in seen.values() if _hashes_version(found, state)]
+        tried = {s.hash_job_id for s in started} | {found.job_id for found in ours}
+        failed = [found for found in ours if found.state != "Success"]
+        bound = self._settings.hash_jobs_per_version
+        if len(tried) >= bound:
+            return self._gave_up(job, target, state, store, deadline, failed, len(tried),
+                                 ledger.where(target, state.etag))
+        hash_job = self._submit(job, target, state, deadline)
+        if isinstance(hash_job, Check):
+            return hash_job
+        notes = [f"CI's FileHashCode job {job_.job_id} failed ({(job_.message or job_.state).rstrip('.')}): started "
+                 f"another, {len(tried) + 1} of the {bound} HASH_JOBS_PER_VERSION allows" for job_ in failed[-1:]]
+        try:
+            ledger.record(target, state.etag, hash_job, job.job_id, deadline)
+        except (TransientError, StorageError) as exc:
+            notes.append(f"the record of the hash jobs started for this version was not written: {exc}")
+        result = self._mark(_pending(target, state, hash_job), job.job_id, hash_job, store, deadline)
+        return dataclasses.replace(result, notes=(*notes, *result.notes))
+
+    def _submit(self, job: Job, target: OutputObject, state: ObjectState, deadline: Deadline) -> str | Check:
+        """The new file job's id, or an `error` check when its UserData cannot be written."""
         assert target.expected_md5 is not None
         end = int(job.end_time.timestamp()) if job.end_time is not None else None
         user_data = encode(Ticket(job.job_id, job.tag, target.bucket, target.key, state.etag, target.expected_md5,
@@ -287,46 +319,144 @@ class ServerHash:
         hash_job = self.hashing.submit(target, user_data, deadline)
         log.info("FileHashCode job submitted", jobId=job.job_id, hashJobId=hash_job, bucket=target.bucket,
                  key=target.key, size=state.size)
-        pending = _pending(target, state, hash_job)
-        return self._mark(pending, job.job_id, hash_job, store, read_tags)
+        return hash_job
 
-    def _earlier_job(self, job: Job, target: OutputObject, read_tags: TagReader,
-                     deadline: Deadline) -> FileJob | None:
-        """The file job an earlier delivery started on this object (its `ci-hash-job` tag names it, pending or
-        finished), as CI tells: a replay or the sweep then reuses its hash instead of paying for another."""
+    def _gave_up(self, job: Job, target: OutputObject, state: ObjectState, store: ObjectStore, deadline: Deadline,
+                 failed: list[FileJob], tried: int, record: OutputObject) -> ObjectResult:
+        """No job settled this version and no other may start: `error`, and no `pending` tag any more."""
+        last = failed[-1] if failed else None
+        why = (f"CI's FileHashCode job {last.job_id} failed: {(last.message or last.state).rstrip('.')}" if last
+               else "CI reports no result of the FileHashCode jobs started for it")
+        reason = (f"CI could not hash this version: {why}; {tried} jobs were started for it, and "
+                  f"HASH_JOBS_PER_VERSION={self._settings.hash_jobs_per_version} allows no more (they are listed in "
+                  f"{record.bucket}/{record.key}): fix the cause (an archived object must be restored), then delete "
+                  "that record for another try")
+        log.error("no more FileHashCode jobs for this version of the object", jobId=job.job_id,
+                  bucket=target.bucket, key=target.key, etag=state.etag, hashJobs=tried, reason=why)
+        check = Check(target, Verdict.ERROR, Method.NONE, reason, state)
+        if "tag" not in self._settings.action_verified | self._settings.action_failed:
+            return ObjectResult(check)
+        return clear_pending(check, job.job_id, store, deadline)
+
+    def _earlier_jobs(self, job: Job, target: OutputObject, read_tags: TagReader, deadline: Deadline,
+                      hashed: FileJob | None) -> Iterator[FileJob]:
+        """The file job whose callback this is, then the one an earlier delivery started on this object (its
+        `ci-hash-job` tag names it, pending or finished) as CI tells: a replay or the sweep then reuses its hash
+        instead of paying for another. Each is asked for only when the one before settled nothing."""
+        if hashed is not None:
+            yield hashed
         tags = read_tags() or {}
         hash_job = tags.get(HASH_JOB_TAG)
-        if not hash_job or tags.get(JOB_TAG) != job.job_id:
-            return None
+        if not hash_job or tags.get(JOB_TAG) != job.job_id or (hashed is not None and hash_job == hashed.job_id):
+            return
+        found = self._find(target, hash_job, deadline)
+        ticket = decode(found.user_data) if found is not None else None
+        if found is not None and ticket is not None and ticket.job_id == job.job_id:
+            yield found
+
+    def _find(self, target: OutputObject, hash_job: str, deadline: Deadline) -> FileJob | None:
+        """CI's account of a file job this function started on this object; None when CI does not know it, or
+        it hashes another object."""
         found = self.hashing.describe(target.bucket, target.region, hash_job, deadline)
         if found is None or found.bucket not in ("", target.bucket):
             return None
         ticket = decode(found.user_data)
-        if ticket is None or ticket.job_id != job.job_id or not ticket.names(target.key):
-            return None
-        return found
+        return found if ticket is not None and ticket.names(target.key) else None
 
     def _mark(self, pending: Check, job_id: str, hash_job: str, store: ObjectStore,
-              read_tags: TagReader) -> ObjectResult:
+              deadline: Deadline) -> ObjectResult:
         """Tag the object pending with the file job's id, so that a lost callback can be made good."""
         settings = self._settings
         if "tag" not in settings.action_verified | settings.action_failed:
             return ObjectResult(pending)
+        assert pending.state is not None
+        ours = {VERIFY_TAG: PENDING, JOB_TAG: job_id, HASH_JOB_TAG: hash_job}
         try:
             existing = store.tags(pending.target) or {}
-            merged = {**existing, VERIFY_TAG: PENDING, JOB_TAG: job_id, HASH_JOB_TAG: hash_job}
+            merged = {**existing, **ours}
             if len(merged) > MAX_TAGS:
                 return ObjectResult(pending, notes=(f"not tagged pending: the object has {len(existing)} tags; COS "
                                                     f"allows {MAX_TAGS}",))
-            store.put_tags(pending.target, merged)
+            retrying(lambda: store.put_tags(pending.target, merged), deadline)
+            if not _still(pending.target, pending.state, ours, store, deadline):
+                return ObjectResult(pending, actions=("untagged",), notes=(
+                    "rewritten while it was being tagged pending: our tags were taken off the new version",))
         except (TransientError, StorageError) as exc:
             # The file job's callback finishes the object all the same; only a lost callback would go unnoticed.
             return ObjectResult(pending, notes=(f"not tagged pending: {exc}",))
         return ObjectResult(pending, actions=("tagged",))
 
 
+def clear_pending(check: Check, job_id: str, store: ObjectStore, deadline: Deadline) -> ObjectResult:
+    """`check` with our `pending` tag taken off its object: the hash it announced is over (decided, or failed
+    for good) and the verdict's action writes no tag over it. `ci-job` and `ci-hash-job` stay: they say whose
+    output it is and which hash job ran, and claim no verdict."""
+    target, state = check.target, check.state
+    assert state is not None
+    try:
+        tags = retrying(lambda: store.tags(target), deadline)
+        if tags is None or tags.get(VERIFY_TAG) != PENDING or tags.get(JOB_TAG) != job_id:
+            return ObjectResult(check)
+        kept = {key: value for key, value in tags.items() if key != VERIFY_TAG}
+        if kept:
+            retrying(lambda: store.put_tags(target, kept), deadline)
+        else:
+            retrying(lambda: store.delete_tags(target), deadline)
+        ours = {JOB_TAG: job_id, HASH_JOB_TAG: tags.get(HASH_JOB_TAG, "")}
+        _still(target, state, ours, store, deadline)
+    except (TransientError, StorageError) as exc:
+        return ObjectResult(check, notes=(f"its `pending` tag could not be taken off: {exc}",))
+    return ObjectResult(check, actions=("untagged",))
+
+
+def _still(target: OutputObject, state: ObjectState, ours: dict[str, str], store: ObjectStore,
+           deadline: Deadline) -> bool:
+    """Whether the version a tag write was meant for is still there; if another replaced it before the write
+    landed, our tags are taken off that one (it belongs to whoever wrote it) and False. COS tags have no
+    condition: only a HEAD after the write can tell (a version written after it starts with no tags)."""
+    now = retrying(lambda: store.head(target), deadline)
+    if now is not None and now.etag == state.etag:
+        return True
+    if now is not None:
+        current = retrying(lambda: store.tags(target), deadline) or {}
+        cleaned = without_ours(current, ours)
+        if cleaned:
+            retrying(lambda: store.put_tags(target, cleaned), deadline)
+        elif cleaned is not None:
+            retrying(lambda: store.delete_tags(target), deadline)
+    return False
+
+
+def _by_file_job(job: Job, target: OutputObject, state: ObjectState, found: FileJob) -> Check | ObjectResult | None:
+    """What a file job CI reports settles for the version there now: its verdict (Success), `pending` (still
+    running); None when it hashed another version, or failed."""
+    if not _hashes_version(found, state):
+        return None
+    if found.state == "Success" and len(found.md5) == 32:
+        return _by_ci(decide_by_content(target, state, found.md5, job.end_time), f"FileHashCode job {found.job_id}")
+    if found.running:
+        return ObjectResult(_pending(target, state, found.job_id))
+    log.warning("CI's FileHashCode job did not hash the object", jobId=job.job_id, hashJobId=found.job_id,
+                state=found.state, reason=found.message)
+    return None
+
+
+def _hashes_version(found: FileJob, state: ObjectState) -> bool:
+    """Whether the file job was started for (and, once finished, hashed) the version HEAD sees."""
+    ticket = decode(found.user_data)
+    return ticket is not None and ticket.etag == state.etag and (not found.etag or found.etag == state.etag)
+
+
 def _written_after(state: ObjectState, job_end: datetime | None) -> bool:
     return job_end is not None and state.last_modified > job_end + SUPERSEDED_AFTER
+
+
+def _superseded(target: OutputObject, state: ObjectState, job: Job, hashed: FileJob | None) -> Check:
+    ended = job.end_time.isoformat() if job.end_time is not None else "?"
+    late = f"CI's FileHashCode job {hashed.job_id} hashed an earlier version; " if hashed is not None else ""
+    return Check(target, Verdict.SUPERSEDED, Method.NONE,
+                 f"{late}the object was rewritten at {state.last_modified.isoformat()}, after the job ended "
+                 f"({ended}): it belongs to a later job, and nothing of this job's is written on it", state)
 
 
 def _pending(target: OutputObject, state: ObjectState, hash_job: str) -> Check:
