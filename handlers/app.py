@@ -60,7 +60,7 @@ class App:
         if kind is Kind.QUEUE:
             return queue.handle(self.pipeline, event, deadline, request_id)
         if kind is Kind.TIMER:
-            return timer.handle(self.pipeline, deadline, request_id)
+            return timer.handle(self.pipeline, deadline, request_id, context, self.http.dispatcher)
         raise ValueError("unsupported event: expected an HTTP (Function URL / API Gateway), CMQ, timer "
                          "or worker event")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -23,11 +24,12 @@ from handlers.cos import Clients
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Callback, Job, OutputObject
-from handlers.nodes import MalformedCallback, as_list, build
+from handlers.nodes import MalformedCallback, as_list, build, timestamp
 
 MAX_IDS_PER_REQUEST = 10  # CI's documented limit for one DescribeMediaJob call
 QUEUE_PAGE_SIZE = 10  # DescribeMediaQueues' documented default page size
 MAX_QUEUE_PAGES = 100  # a bound on the discovery of one bucket's queues, whatever TotalCount says
+LIST_PAGE_SIZE = 100  # DescribeMediaJobs' `size`: at most 100 (https://cloud.tencent.com/document/api/460/84766)
 
 
 class JobNotConfirmed(Exception):
@@ -54,6 +56,9 @@ class JobPage:
     jobs: tuple[Job, ...]
     next_token: str  # empty: the last page
     unreadable: tuple[str, ...] = ()  # JobIds (or JobsDetail[i]) of the jobs that could not be read
+    # Jobs the caller said it knows (`known`): listed, not read into models, with their CreationTime.
+    known: tuple[tuple[str, datetime | None], ...] = ()
+    last_created: datetime | None = None  # the CreationTime of the page's last job, whichever kind
 
 
 # --- pure -------------------------------------------------------------------------------
@@ -243,34 +248,45 @@ class CiJobs:
         return queues
 
     def list_jobs(self, bucket: str, region: str, queue_id: str, tag: str, start: str, end: str,
-                  next_token: str) -> JobPage:
-        """One page of the queue's successful `tag` jobs created strictly between start and end, oldest first.
+                  next_token: str, states: str = "Success",
+                  known: Callable[[str], bool] | None = None) -> JobPage:
+        """One page (100 jobs, DescribeMediaJobs' most) of the queue's `tag` jobs in `states` created strictly
+        between start and end, oldest first.
 
         DescribeMediaJobs requires queueId (https://cloud.tencent.com/document/api/460/84766). A job of the
-        page that cannot be read is skipped, logged at WARNING, and named in the page's `unreadable`."""
+        page that cannot be read is skipped, logged at WARNING, and named in the page's `unreadable`. A job
+        whose JobId `known` accepts is only noted with its CreationTime: reading a node into the model is
+        most of what a page costs the function (bench/: the sweep's figures), and the sweep needs no more."""
         data = self._call(f"GET /jobs?queueId={queue_id}&tag={tag} on {bucket}",
                           lambda: self._ci(region).ci_list_media_jobs(
-                              Bucket=bucket, QueueId=queue_id, Tag=tag, States="Success", StartCreationTime=start,
-                              EndCreationTime=end, OrderByTime="Asc", Size=100, NextToken=next_token))
+                              Bucket=bucket, QueueId=queue_id, Tag=tag, States=states, StartCreationTime=start,
+                              EndCreationTime=end, OrderByTime="Asc", Size=LIST_PAGE_SIZE, NextToken=next_token))
         if data is None:
             return JobPage((), "", ())
         if not isinstance(data, dict):
             raise StorageError(f"CI's job list for {bucket} could not be read: expected an element with children")
         jobs: list[Job] = []
         unreadable: list[str] = []
+        noted: list[tuple[str, datetime | None]] = []
+        last_created: datetime | None = None
         for i, node in enumerate(as_list(data.get("JobsDetail"))):
+            job_id = node.get("JobId") if isinstance(node, dict) else None
+            created = _created(node)
+            last_created = created or last_created
+            if known is not None and isinstance(job_id, str) and known(job_id):
+                noted.append((job_id, created))
+                continue
             try:
                 job = build(Job, node, f"CI.JobsDetail[{i}]")
                 all_outputs(job)
             except MalformedCallback as exc:
-                job_id = node.get("JobId") if isinstance(node, dict) else None
                 label = job_id if isinstance(job_id, str) and job_id else f"JobsDetail[{i}]"
                 log.warning("sweep skipped a job CI lists but that cannot be read", jobId=label, reason=str(exc),
                             bucket=bucket, queueId=queue_id)
                 unreadable.append(label)
                 continue
             jobs.append(job)
-        return JobPage(tuple(jobs), str(data.get("NextToken") or ""), tuple(unreadable))
+        return JobPage(tuple(jobs), str(data.get("NextToken") or ""), tuple(unreadable), tuple(noted), last_created)
 
     def _ci(self, region: str) -> Any:
         return self._clients.ci(region, self._deadline)
@@ -278,6 +294,17 @@ class CiJobs:
     @staticmethod
     def _call(where: str, request: Callable[[], Any]) -> Any:
         return ci_call(where, request, "ci:DescribeMediaJob / ci:DescribeMediaJobs / ci:DescribeMediaQueues")
+
+
+def _created(node: Any) -> datetime | None:
+    """A listed job's CreationTime, read without the model (None when it has none that reads)."""
+    raw = node.get("CreationTime") if isinstance(node, dict) else None
+    if not isinstance(raw, str):
+        return None
+    try:
+        return timestamp(raw, "CreationTime")
+    except MalformedCallback:
+        return None
 
 
 def ci_call(where: str, request: Callable[[], Any], role_actions: str) -> Any:

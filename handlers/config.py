@@ -106,6 +106,7 @@ class Settings:
     reconcile_tags: tuple[str, ...] = ("VoiceSeparate",)
     reconcile_window_minutes: int = 60
     reconcile_queues: tuple[tuple[str, str], ...] = ()  # (bucket, or "" for every bucket; queue id)
+    reconcile_workers: int = 20  # asynchronous invocations a tick may hand jobs to (0: it checks them all itself)
     notify_urls: tuple[str, ...] = ()  # empty: no notifications
     notify_on: frozenset[str] = frozenset(NOTIFY_ON_DEFAULT)  # verdicts and outcomes that trigger a message
     notify_format: str = ""  # wecom | dingtalk | feishu | json; empty: each URL's own, from its host
@@ -186,6 +187,7 @@ class Settings:
             reconcile_tags=tuple(_items(env, "RECONCILE_TAGS")) or ("VoiceSeparate",),
             reconcile_window_minutes=_integer(env, "RECONCILE_WINDOW_MINUTES", 60, 1, 7 * 24 * 60),
             reconcile_queues=_reconcile_queues(env, "RECONCILE_QUEUES", reconcile_buckets),
+            reconcile_workers=_integer(env, "RECONCILE_WORKERS", 20, 0, 1000),
         )
         settings = replace(settings, **_notifications(env))
         _refuse_moves_onto_themselves(settings)

@@ -1,7 +1,8 @@
 """What kind of invocation this is: the one entry point serves every trigger.
 
 - HTTP (Function URL, or the API Gateway shape): a callback posted by CI.
-- Worker: an asynchronous invocation this function made of itself (DISPATCH=async).
+- Worker: an asynchronous invocation this function made of itself: a callback to process (DISPATCH=async),
+  a batch of jobs the sweep hands off (`reconcile`), or a backfill (`backfill`, which an operator may send).
 - Queue: a CMQ/TDMQ trigger batch; each message body is a callback (CallBackType=TDMQ).
 - Timer: the reconciliation sweep's tick.
 """
@@ -39,6 +40,15 @@ def kind_of(event: Any) -> Kind:
 def worker_payload(body: bytes, request_id: str) -> dict[str, Any]:
     """What the HTTP path hands to its asynchronous twin: the raw callback, nothing decided."""
     return {WORKER_KEY: {"version": 1, "body": body.decode("utf-8"), "receivedBy": request_id}}
+
+
+def reconcile_payload(bucket: str, region: str, queue_id: str, tag: str, job_ids: list[str], until: str,
+                      request_id: str) -> dict[str, Any]:
+    """What the sweep hands a worker: job ids only. The worker reads the jobs back from CI, so what
+    it verifies is CI's account, whoever sent the event."""
+    return {WORKER_KEY: {"version": 1, "reconcile": {
+        "bucket": bucket, "region": region, "queueId": queue_id, "tag": tag, "jobIds": job_ids, "until": until,
+        "handedOffBy": request_id}}}
 
 
 def queue_bodies(event: dict[str, Any]) -> list[tuple[str, bytes]]:

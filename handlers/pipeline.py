@@ -44,18 +44,26 @@ class Pipeline:
         self.processor = processor
 
     def run(self, callback: Callback, deadline: Deadline, request_id: str,
-            started: float) -> tuple[list[JobResult], list[str]]:
-        """Confirm, expand, verify and act, notify, report.
+            started: float, *, from_ci: bool = False) -> tuple[list[JobResult], list[str]]:
+        """Confirm, expand, verify and act, notify, report, mark the settled jobs.
 
+        `from_ci`: the callback is CI's own answer (a job the sweep just listed, or its worker just read
+        back), so asking CI again would prove nothing; only internal paths set it, never a caller's event.
         Returns the results and the audit problems. Raises MalformedCallback, JobNotConfirmed,
         CiUnavailable, or HttpError (403) when CI's account of a job names a bucket not allowed."""
         finished, callback = self._finish_server_hashes(callback, deadline)
-        callback = self._confirm(callback, deadline)
+        if from_ci:
+            check_allowed(callback, self.settings)
+        else:
+            callback = self._confirm(callback, deadline)
         callback = self._expand(callback, deadline)
         results = finished + self.processor.run(callback, deadline)
         notified = self._notify(results, deadline, request_id)
         log_results(results, time.time() - started, notified)
-        return results, self._report(results, deadline, request_id, started)
+        problems = self._report(results, deadline, request_id, started)
+        if not problems:
+            self._settle(results, deadline, request_id)
+        return results, problems
 
     def run_quietly(self, body: bytes, deadline: Deadline, request_id: str) -> list[JobResult]:
         """The pipeline for invocations nobody waits on (worker, queue): refusals are logged
@@ -124,6 +132,17 @@ class Pipeline:
         for problem in problems:
             log.error("audit report not written", reason=problem)
         return problems
+
+
+    def _settle(self, results: list[JobResult], deadline: Deadline, request_id: str) -> None:
+        """The sweep tells a settled job by one marker (handlers/reconcile/settled.py). One that is not
+        written costs the sweep another look at the job, never a verdict: it is logged, not retried."""
+        if not self.settings.reconcile_buckets:
+            return
+        from handlers.reconcile.settled import record, state_prefix
+        for problem in record(results, state_prefix(self.settings.report_prefix), self.store.bound(deadline),
+                              deadline, request_id):
+            log.warning("settled marker not written", reason=problem)
 
 
 def log_results(results: list[JobResult], seconds: float,

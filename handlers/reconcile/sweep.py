@@ -1,120 +1,185 @@
-"""The reconciliation sweep: find successful jobs whose callback never arrived, and check them.
+"""The reconciliation sweep: find the jobs whose callback was lost, and check them.
 
-On a timer tick it lists, for each configured bucket, each of its media queues (RECONCILE_QUEUES, or
-found once per bucket and tick through CI's queue API) and each configured tag, the successful jobs
-created within the window (CI's job list needs a queue; page by page), skips the jobs whose outputs
-already carry `ci-job=<JobId>` with a final verdict, and runs the rest exactly as a callback
-would. It stops starting jobs while enough time is left to finish the one under way; the
-next tick lists the window again and picks up the rest. Running beside callbacks is safe:
-every action is idempotent.
+For each configured bucket, each of its media queues (RECONCILE_QUEUES, or CI's queue API) and each
+configured tag, one list is swept under a lease (handlers/reconcile/lease.py):
+
+1. its checkpoint (handlers/reconcile/checkpoint.py) says up to which CreationTime every job is
+   settled; CI's list (every state, oldest first) is read from there, never from further back than
+   RECONCILE_WINDOW_MINUTES, a day at a time, a page at a time;
+2. a job the checkpoint knows, a failed or cancelled one, or one without outputs costs nothing more;
+   an unfinished one holds the checkpoint back (CI lists a job by its CreationTime, and it may finish
+   long after); every other job costs one HEAD of its settled marker (handlers/reconcile/settled.py);
+3. the jobs not settled are checked here, side by side (handlers/reconcile/checks.py), as CI listed
+   them (asking CI again would prove nothing); those beyond what this invocation can finish in good
+   time go to asynchronous invocations of this function (`hand_off`, in batches sized to finish well
+   inside their own time limit);
+4. the checkpoint moves on to the oldest job still not settled, and is written back.
+
+A tick that runs out of time says what it left; the next one resumes from the checkpoint.
+Running beside callbacks, other ticks and workers is safe: every action is idempotent, and the
+checkpoint only ever claims what is true.
 """
 from __future__ import annotations
 
+import time
+import uuid
+from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
-from typing import Protocol
+from typing import Any, Protocol
 
-from handlers.callback import output_objects
+from handlers import log
 from handlers.ci import JobPage
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Callback, Job, JobResult, OutputObject, Verdict
-from handlers.moves import destination_for
-from handlers.policy import movable
-from handlers.tags import JOB_TAG, VERIFY_TAG
+from handlers.models import Job, ObjectState, OutputObject
+from handlers.reconcile import checkpoint as cp
+from handlers.reconcile import lease
+from handlers.reconcile.checks import Checked, Checker, JobNotChecked, JobRunner, JobSkipped
+from handlers.reconcile.settled import is_settled, needs_no_marker, state_prefix
 
-FINAL = {Verdict.VERIFIED.value, Verdict.MISMATCH.value, Verdict.UNVERIFIABLE.value}
+__all__ = ["JobNotChecked", "JobSkipped", "ListRef", "Period", "Sweep", "SweepReport"]
+
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
+# DescribeMediaJobs documents no longest period per request and no retention
+# (https://cloud.tencent.com/document/api/460/84766, https://cloud.tencent.com/document/api/436/49203):
+# periods are listed a day at a time, so that no request depends on one, and progress is kept per day.
+LIST_SPAN = timedelta(days=1)
+EXAMPLES = 3  # the tick's log line names at most this many of each kind: it stays one line at any scale
+SCF_ASYNC_ATTEMPTS = 3  # an asynchronous invocation that fails is tried twice more (DESIGN: SCF retries)
+SCF_RETRY_GAP = timedelta(minutes=1)  # about a minute apart
+INVOKES_PER_SECOND = 50  # the Invoke API takes at most 100 a second for the account: half, for callbacks
+MAX_BATCH = 1000  # job ids per worker: ~40 KB of the 128 KB an asynchronous event may carry
 
 
 class JobLister(Protocol):
     def list_queues(self, bucket: str, region: str) -> list[str]: ...
 
     def list_jobs(self, bucket: str, region: str, queue_id: str, tag: str, start: str, end: str,
-                  next_token: str) -> JobPage: ...
+                  next_token: str, states: str = "Success",
+                  known: Callable[[str], bool] | None = None) -> JobPage: ...
 
 
-class TagReader(Protocol):
-    def tags(self, target: OutputObject) -> dict[str, str] | None: ...
+class StateStore(Protocol):
+    def head(self, target: OutputObject) -> ObjectState | None: ...
+    def get_bytes(self, target: OutputObject) -> bytes | None: ...
+    def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None: ...
+    def delete(self, target: OutputObject) -> None: ...
+
+
+@dataclass(frozen=True)
+class ListRef:
+    bucket: str
+    region: str
+    queue_id: str
+    tag: str
+
+    def label(self) -> str:
+        return f"{self.bucket} {self.queue_id} {self.tag}"
+
+
+@dataclass(frozen=True)
+class Period:
+    """The jobs a sweep looks at: created after `since` and before `end`; `kind` names its checkpoint."""
+
+    since: datetime
+    end: datetime
+    kind: str = "sweep"  # "sweep" | "backfill"
+
+
+# Hands jobs to an asynchronous invocation of this function: (list, job ids, until) -> its request id.
+# Raises TransientError or StorageError when SCF does not take them.
+HandOff = Callable[[ListRef, list[str], datetime], str]
+Allowed = Callable[[Job], str | None]  # the reason a job is outside the allow-lists, or None
 
 
 @dataclass
 class SweepReport:
+    """What a tick did, as counts and a few examples: its log line is one line whatever the scale."""
+
+    queues: int = 0
+    lists: int = 0
     listed: int = 0
-    queues: int = 0  # queues listed, over all buckets
-    unreadable: list[str] = field(default_factory=list)  # jobs CI listed that could not be read
-    already_done: int = 0
-    checked: list[JobResult] = field(default_factory=list)
-    stopped_early: bool = False
+    pages: int = 0
+    settled_before: int = 0  # known to the checkpoint: not even a HEAD (counted in alreadyDone too)
+    already_done: int = 0  # a HEAD found its settled marker
+    nothing_to_check: int = 0  # failed, cancelled, without outputs, or outside the allow-lists
+    unfinished: int = 0
+    in_hands: int = 0  # a worker has them
+    checked: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    handed_off: int = 0
+    workers: int = 0
+    left_unchecked: int = 0
+    unlisted: list[str] = field(default_factory=list)  # lists not read to the end: "<list> from <time>"
+    busy: list[str] = field(default_factory=list)  # lists another invocation holds
+    given_up: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    too_large: list[str] = field(default_factory=list)
+    retry: int = 0  # jobs checked that need another try
 
-    def as_dict(self) -> dict[str, object]:
-        return {"listed": self.listed, "queues": self.queues, "unreadable": self.unreadable,
-                "alreadyDone": self.already_done, "checked": len(self.checked),
-                "outcomes": sorted(r.outcome.value for r in self.checked),
-                "stoppedEarly": self.stopped_early, "errors": self.errors,
+    @property
+    def stopped_early(self) -> bool:
+        return bool(self.left_unchecked or self.unlisted)
+
+    @property
+    def troubled(self) -> bool:
+        return bool(self.errors or self.unreadable or self.too_large or self.retry or self.given_up
+                     or self.stopped_early)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"queues": self.queues, "lists": self.lists, "listed": self.listed, "pages": self.pages,
+                "alreadyDone": self.settled_before + self.already_done, "settledBefore": self.settled_before,
+                "nothingToCheck": self.nothing_to_check, "unfinished": self.unfinished, "inHands": self.in_hands,
+                "checked": self.checked, "outcomes": sorted(self.outcomes),
+                "outcomeCounts": dict(sorted(self.outcomes.items())),
+                "handedOff": self.handed_off, "workers": self.workers,
+                # What a tick that ran out of time left (flat: CLS indexes a JSON line's first level only).
+                "stoppedEarly": self.stopped_early, "leftUnchecked": self.left_unchecked,
+                "unlistedLists": len(self.unlisted), "unlisted": self.unlisted[:EXAMPLES],
+                "busy": self.busy[:EXAMPLES], "busyCount": len(self.busy),
+                "givenUp": self.given_up[:EXAMPLES], "givenUpCount": len(self.given_up),
+                "unreadable": self.unreadable[:EXAMPLES], "unreadableCount": len(self.unreadable),
+                "errors": self.errors[:EXAMPLES], "errorCount": len(self.errors),
                 # Outputs no tick can hash as configured (see the reason in their "object checked" line).
-                "tooLarge": [f"{r.job.job_id} {o.check.target.bucket}/{o.check.target.key}"
-                             for r in self.checked for o in r.objects if o.check.too_large]}
-
-
-def is_done(job: Job, read_tags: Callable[[OutputObject], dict[str, str] | None],
-            places: Callable[[OutputObject], list[OutputObject]]) -> bool:
-    """Whether every output of the job, where it is now, carries this job's final verdict."""
-    for target in output_objects(job):
-        for place in places(target):
-            tags = read_tags(place)
-            if tags is not None:
-                if tags.get(JOB_TAG) != job.job_id or tags.get(VERIFY_TAG) not in FINAL:
-                    return False
-                break
-        else:
-            return False  # nowhere to be found: let a real check say `missing`
-    return True
-
-
-class JobNotChecked(Exception):
-    """A job this tick could not check (CI could not confirm it, say); the message says why.
-    The sweep reports it and goes on with the others; the next tick lists it again."""
-
-
-# Runs a callback for one listed job: its results and the problems it met afterwards (an audit
-# report that could not be written); raises JobNotChecked.
-JobRunner = Callable[[Callback, Deadline], tuple[list[JobResult], list[str]]]
+                "tooLarge": self.too_large[:EXAMPLES], "tooLargeCount": len(self.too_large)}
 
 
 class Sweep:
-    def __init__(self, settings: Settings, run_jobs: JobRunner,
-                 lister: JobLister, store: TagReader):
+    def __init__(self, settings: Settings, run_job: JobRunner, lister: JobLister, store: StateStore,
+                 me: str, allowed: Allowed | None = None, hand_off: HandOff | None = None,
+                 max_workers: int = 0):
         self._settings = settings
-        self._run_jobs = run_jobs
+        self._run_job = run_job
         self._lister = lister
         self._store = store
+        self._me = me or f"local-{uuid.uuid4().hex[:12]}"
+        self._allowed = allowed or (lambda job: None)
+        self._hand_off = hand_off
+        self._workers_left = max_workers if hand_off is not None else 0
+        self._prefix = state_prefix(settings.report_prefix)
+        self._last_invoke = 0.0
+
+    # --- the tick -------------------------------------------------------------------------------
 
     def run(self, deadline: Deadline, now: datetime | None = None) -> SweepReport:
-        s = self._settings
+        """One tick over every configured list, within the window."""
         now = now or datetime.now(timezone.utc)
-        start = (now - timedelta(minutes=s.reconcile_window_minutes)).strftime(CI_TIME)
-        # CI's bounds are strict (created after start, before end) and to the second: end one second on,
-        # so a job created in this very second is listed too.
-        end = (now + timedelta(seconds=1)).strftime(CI_TIME)
-        # Keep enough time to finish the job under way with its own retries.
-        reserve = max(2.0, s.cos_timeout)
+        s = self._settings
+        # CI's bounds are strict and to the second: end one second on, so a job of this very second counts.
+        period = Period(now - timedelta(minutes=s.reconcile_window_minutes), now + timedelta(seconds=1))
         report = SweepReport()
-        with ThreadPoolExecutor(s.concurrency, thread_name_prefix="sweep") as pool:
-            for bucket, region in s.reconcile_buckets:
-                if report.stopped_early:
-                    break
-                queues = self._queues(bucket, region, deadline, report)
-                report.queues += len(queues)
-                for queue_id in queues:
-                    for tag in s.reconcile_tags:
-                        self._sweep_list(bucket, region, queue_id, tag, (start, end), pool, deadline, reserve,
-                                         report)
+        for bucket, region in s.reconcile_buckets:
+            queues = self._queues(bucket, region, deadline, report)
+            report.queues += len(queues)
+            for queue_id in queues:
+                for tag in s.reconcile_tags:
+                    self.sweep_list(ListRef(bucket, region, queue_id, tag), period, deadline, report, now)
         return report
 
     def _queues(self, bucket: str, region: str, deadline: Deadline, report: SweepReport) -> list[str]:
@@ -128,57 +193,254 @@ class Sweep:
             report.errors.append(f"listing the media queues of {bucket}: {exc}")
             return []
 
-    def _sweep_list(self, bucket: str, region: str, queue_id: str, tag: str, window: tuple[str, str],
-                    pool: ThreadPoolExecutor, deadline: Deadline, reserve: float, report: SweepReport) -> None:
-        token = ""
-        while not report.stopped_early:
-            if deadline.remaining() < reserve:
-                report.stopped_early = True
-                return
-            try:
-                page = retrying(partial(self._lister.list_jobs, bucket, region, queue_id, tag, *window, token),
-                                deadline)
-            except (TransientError, StorageError) as exc:
-                report.errors.append(f"listing {tag} jobs of {bucket} in queue {queue_id}: {exc}")
-                return
-            report.listed += len(page.jobs)
-            report.unreadable.extend(page.unreadable)
-            self._check_page(list(page.jobs), pool, deadline, reserve, report)
-            token = page.next_token
-            if not token:
-                return
+    # --- one list -------------------------------------------------------------------------------
 
-    def _check_page(self, jobs: list[Job], pool: ThreadPoolExecutor, deadline: Deadline, reserve: float,
-                    report: SweepReport) -> None:
-        done = list(pool.map(lambda job: self._done(job, deadline), jobs))
-        for job, finished in zip(jobs, done, strict=True):
-            if finished:
-                report.already_done += 1
-                continue
-            if deadline.remaining() < reserve:
-                report.stopped_early = True
-                return
-            try:
-                results, problems = self._run_jobs(Callback("TaskFinish", (job,)), deadline)
-            except JobNotChecked as exc:
-                report.errors.append(f"job {job.job_id}: {exc}")
-                continue
-            report.checked.extend(results)
-            report.errors.extend(f"job {job.job_id}: {problem}" for problem in problems)
-
-    def _done(self, job: Job, deadline: Deadline) -> bool:
-        if not job.succeeded:
-            return True
+    def sweep_list(self, ref: ListRef, period: Period, deadline: Deadline, report: SweepReport,
+                   now: datetime | None = None) -> None:
+        """Sweep one list within `period`, under its lease, from its checkpoint on."""
+        now = now or datetime.now(timezone.utc)
+        report.lists += 1
+        where = cp.location(ref.bucket, ref.region, self._prefix, period.kind, ref.queue_id, ref.tag)
+        held = lease.lease_of(where)
+        until = now + timedelta(seconds=deadline.remaining())
         try:
-            return is_done(job, lambda t: retrying(lambda: self._store.tags(t), deadline),
-                           lambda t: self._places(t, job.job_id))
+            other = lease.acquire(self._store, held, self._me, until, deadline, now)
+        except (TransientError, StorageError) as exc:
+            report.errors.append(f"{ref.label()}: the lease could not be taken: {exc}")
+            return
+        if other is not None:
+            report.busy.append(f"{ref.label()}: {other.holder} until {other.until.strftime(CI_TIME)}")
+            return
+        try:
+            _ListSweep(self, ref, period, deadline, report, now, where).run()
+        finally:
+            try:
+                lease.release(self._store, held, self._me, deadline)
+            except (TransientError, StorageError):
+                pass  # it runs out at `until`
+
+
+class _ListSweep:
+    """The state of sweeping one list in one invocation."""
+
+    def __init__(self, sweep: Sweep, ref: ListRef, period: Period, deadline: Deadline, report: SweepReport,
+                 now: datetime, where: OutputObject):
+        self.sweep, self.ref, self.period, self.report, self.now, self.where = sweep, ref, period, report, now, where
+        s = sweep._settings
+        self.deadline = deadline
+        budget = deadline.budget or deadline.remaining()
+        # Kept for writing the checkpoint back and releasing the lease, whatever the checks do.
+        self.closing = max(1.0, min(5.0, budget * 0.1))
+        self.work = Deadline(deadline.at - self.closing, budget)
+        self.reserve = min(max(2.0, s.cos_timeout), budget / 4)  # time to finish a job under way
+        self.checker = Checker(sweep._run_job, s.concurrency, self.work, self.reserve)
+        self.heads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="settled")
+        self.seen = cp.Observations()
+        self.batch: list[Job] = []
+
+    def run(self) -> None:
+        try:
+            checkpoint = self._load()
+            covered = self._list(checkpoint)
+            self._flush()
+            self._collect(self.checker.drain())
+            self._save(checkpoint, covered)
+        finally:
+            self.checker.close()
+            self.heads.shutdown(wait=False)
+
+    def _load(self) -> cp.Checkpoint:
+        try:
+            stored = cp.load(self.sweep._store, self.where, self.deadline)
+        except cp.BadCheckpoint as exc:
+            self.report.errors.append(f"{self.ref.label()}: the checkpoint {self.where.key} cannot be read ({exc}): "
+                                      "starting from the period's start; it is written anew")
+            stored = None
+        except (TransientError, StorageError) as exc:
+            self.report.errors.append(f"{self.ref.label()}: the checkpoint could not be read ({exc}): "
+                                      "starting from the period's start")
+            stored = None
+        if stored is not None and stored.since <= self.period.since and stored.settled_through < self.period.since:
+            # The checkpoint trails the window: a job running longer than the window, a check failing for
+            # that long, or no tick for that long. What is older is no longer looked at (the backfill can).
+            self.report.given_up.append(f"{self.ref.label()}: jobs created from "
+                                        f"{stored.settled_through.strftime(CI_TIME)} to "
+                                        f"{self.period.since.strftime(CI_TIME)} not settled")
+        return cp.covering(stored, self.period.since)
+
+    # --- listing ----------------------------------------------------------------------------------
+
+    def _list(self, checkpoint: cp.Checkpoint) -> datetime:
+        """Read the list from the checkpoint on, handling each page; returns the CreationTime up to
+        which every job was listed."""
+        start = checkpoint.settled_through
+        end = self.period.end
+        covered = start
+        while start < end:
+            stop = min(end, start + LIST_SPAN)
+            token = ""
+            while True:
+                if self.work.remaining() < self.reserve:
+                    self.report.unlisted.append(f"{self.ref.label()} from {covered.strftime(CI_TIME)}")
+                    return covered
+                try:
+                    page = retrying(partial(
+                        self.sweep._lister.list_jobs, self.ref.bucket, self.ref.region, self.ref.queue_id,
+                        self.ref.tag, start.strftime(CI_TIME), stop.strftime(CI_TIME), token, "All",
+                        lambda job_id: cp.is_settled(checkpoint, job_id, None) or job_id in self.seen.settled),
+                        self.work)
+                except (TransientError, StorageError) as exc:
+                    self.report.errors.append(f"listing {self.ref.tag} jobs of {self.ref.bucket} in queue "
+                                              f"{self.ref.queue_id}: {exc}")
+                    self.report.unlisted.append(f"{self.ref.label()} from {covered.strftime(CI_TIME)}")
+                    return covered
+                self.report.pages += 1
+                self._page(page, checkpoint)
+                token = page.next_token
+                if not token:
+                    break
+                if page.last_created is not None:
+                    covered = max(covered, page.last_created - cp.SECOND)
+            # The slice is read to its end: every job created before `stop` is listed.
+            covered = max(covered, stop - cp.SECOND)
+            start = stop - cp.SECOND  # the next slice starts with the second `stop` (bounds are strict)
+            if stop >= end:
+                break
+        return covered
+
+    def _page(self, page: JobPage, checkpoint: cp.Checkpoint) -> None:
+        report = self.report
+        report.listed += len(page.jobs) + len(page.known)
+        report.settled_before += len(page.known)
+        report.unreadable.extend(page.unreadable)
+        candidates = []
+        for job in page.jobs:
+            created = job.creation_time
+            if created is None:
+                continue  # CI lists by CreationTime: only an unreadable one lacks it
+            if job.unfinished:
+                report.unfinished += 1
+                self.seen.hold(job.job_id, created)
+            elif needs_no_marker(job):
+                report.nothing_to_check += 1
+                self.seen.settle(job.job_id, created)
+            elif (reason := self.sweep._allowed(job)) is not None:
+                report.nothing_to_check += 1
+                log.warning("sweep skipped a job outside the allow-lists", jobId=job.job_id, reason=reason)
+                self.seen.settle(job.job_id, created)
+            else:
+                candidates.append(job)
+        # Each job is scheduled as soon as its HEAD answers: checks start while the other HEADs run.
+        heads = {self.heads.submit(self._settled, job): job for job in candidates}
+        for future in as_completed(heads):
+            job, done = heads[future], future.result()
+            created = job.creation_time
+            assert created is not None
+            if done:
+                report.already_done += 1
+                self.seen.settle(job.job_id, created)
+            elif done is None:
+                report.left_unchecked += 1  # no time left even to look
+                self.seen.hold(job.job_id, created)
+            elif cp.in_hands(checkpoint, job.job_id, self.now):
+                report.in_hands += 1
+                self.seen.hold(job.job_id, created)
+            else:
+                self.seen.hold(job.job_id, created)
+                self._schedule(job)
+
+    def _settled(self, job: Job) -> bool | None:
+        """Whether the job's marker is there; None when no time is left to ask."""
+        if self.work.remaining() < self.reserve:
+            return None
+        try:
+            return is_settled(job, self.sweep._prefix, self.sweep._store, self.work)
         except (TransientError, StorageError):
             return False  # cannot tell: check it
 
-    def _places(self, target: OutputObject, job_id: str) -> list[OutputObject]:
-        """Where an output may be now: its own key, or where a move took it."""
-        places = [target]
-        for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
-            if movable(verdict, self._settings):
-                places.append(destination_for(target, verdict, job_id, self._settings))
-        return places
+    # --- checking here, or handing off ------------------------------------------------------------
+
+    def _schedule(self, job: Job) -> None:
+        """Here while this invocation has room; beyond, to a worker. With no worker to hand to, here
+        all the same: a job the time does not reach is left for the next tick."""
+        if self.sweep._workers_left <= 0 or self.checker.capacity() > 0:
+            self.checker.submit(job)
+            return
+        self.batch.append(job)
+        if len(self.batch) >= self._batch_size():
+            self._flush()
+
+    def _batch_size(self) -> int:
+        """Jobs a worker finishes in half its time, as fast as this invocation checks them (the same
+        function, the same configuration)."""
+        budget = self.deadline.budget or self.deadline.remaining()
+        return max(1, min(MAX_BATCH, int(self.checker.rate() * (budget - self.reserve - self.closing) * 0.5)))
+
+    def _flush(self) -> None:
+        batch, self.batch = self.batch, []
+        if not batch:
+            return
+        hand_off = self.sweep._hand_off
+        if hand_off is None or self.sweep._workers_left <= 0 or self.work.remaining() < self.reserve:
+            self.report.left_unchecked += len(batch)
+            return
+        pause = 1 / INVOKES_PER_SECOND - (time.monotonic() - self.sweep._last_invoke)
+        if pause > 0:
+            time.sleep(pause)
+        budget = self.deadline.budget or self.deadline.remaining()
+        # The worker's time, and SCF's retries of it, before another tick takes the jobs back.
+        until = datetime.now(timezone.utc) + SCF_ASYNC_ATTEMPTS * timedelta(seconds=budget) + \
+            (SCF_ASYNC_ATTEMPTS - 1) * SCF_RETRY_GAP
+        try:
+            self.sweep._last_invoke = time.monotonic()
+            invocation = hand_off(self.ref, [job.job_id for job in batch], until)
+        except (TransientError, StorageError) as exc:
+            self.report.errors.append(f"{self.ref.label()}: {len(batch)} jobs could not be handed to a worker: {exc}")
+            self.report.left_unchecked += len(batch)
+            return
+        self.sweep._workers_left -= 1
+        self.report.workers += 1
+        self.report.handed_off += len(batch)
+        for job in batch:
+            assert job.creation_time is not None
+            self.seen.handed_off[job.job_id] = cp.HandOff(job.creation_time, until, invocation)
+        log.info("reconcile batch handed to a worker", invocation=invocation, jobs=len(batch),
+                 queueId=self.ref.queue_id, tag=self.ref.tag, bucket=self.ref.bucket)
+
+    def _collect(self, checked: list[Checked]) -> None:
+        report = self.report
+        for one in checked:
+            created = one.job.creation_time
+            assert created is not None
+            if not one.started:
+                report.left_unchecked += 1
+            elif one.skipped:
+                report.nothing_to_check += 1
+                log.warning("sweep skipped a job outside the allow-lists", jobId=one.job.job_id, reason=one.skipped)
+            elif one.error:
+                report.errors.append(f"job {one.job.job_id}: {one.error}")
+            else:
+                report.checked += len(one.results)
+                for result in one.results:
+                    report.outcomes[result.outcome.value] += 1
+                    report.retry += result.outcome.value == "retry"
+                    report.too_large.extend(f"{result.job.job_id} {o.check.target.bucket}/{o.check.target.key}"
+                                            for o in result.objects if o.check.too_large)
+                report.errors.extend(f"job {one.job.job_id}: {problem}" for problem in one.problems)
+            if one.settled:
+                self.seen.settle(one.job.job_id, created)
+
+    # --- the checkpoint ---------------------------------------------------------------------------
+
+    def _save(self, checkpoint: cp.Checkpoint, covered: datetime) -> None:
+        covered = min(covered, self.now - timedelta(seconds=cp.EDGE_SECONDS))  # CI may not show the newest yet
+        moved, given_up = cp.advanced(checkpoint, self.seen, covered, self.now, self.period.since)
+        self.report.given_up.extend(f"{self.ref.label()} {job_id}" for job_id in given_up)
+        moved = replace(moved, updated_at=datetime.now(timezone.utc), updated_by=self.sweep._me,
+                        last_tick={"listed": self.report.listed, "checked": self.report.checked,
+                                   "handedOff": self.report.handed_off, "leftUnchecked": self.report.left_unchecked})
+        try:
+            cp.save(self.sweep._store, self.where, moved, self.ref.queue_id, self.ref.tag, self.deadline)
+        except (TransientError, StorageError) as exc:
+            self.report.errors.append(f"{self.ref.label()}: the checkpoint was not written ({exc}): the next tick "
+                                      "looks at these jobs again")
