@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,17 +18,37 @@ SERVICE = "scf"
 PARAMETERS = ("FunctionName", "InvocationType", "Qualifier", "ClientContext", "LogType", "Namespace", "RoutingKey")
 # SCF's documented ClientContext limits.
 MAX_CLIENT_CONTEXT_BYTES = {EVENT: 128 * 1024, REQUEST_RESPONSE: 6 * 1024 * 1024}
+# The Invoke API takes at most 100 requests a second (https://tencentcloud.com/document/api/583/17243, and the
+# quota page https://www.tencentcloud.com/zh/document/product/583/11637); past it, API 3.0's common error
+# RequestLimitExceeded. Counted over the last second, for the whole emulator (SCF counts per account).
+INVOKES_PER_SECOND = 100
 
 
 class ScfApi:
     def __init__(self, functions: FunctionRegistry, invoker: Invoker):
         self._functions = functions
         self._invoker = invoker
+        self.invokes_per_second = INVOKES_PER_SECOND  # tests may lower it, to reach it in a few calls
+        self._recent: deque[float] = deque()  # when the Invokes of the last second arrived
+        self._lock = threading.Lock()
+        self.throttled = 0  # Invokes refused for the rate
+
+    def _admit(self) -> None:
+        now = time.monotonic()
+        with self._lock:
+            while self._recent and self._recent[0] <= now - 1.0:
+                self._recent.popleft()
+            if len(self._recent) >= self.invokes_per_second:
+                self.throttled += 1
+                raise ApiError("RequestLimitExceeded",
+                               f"Invoke takes at most {self.invokes_per_second} requests a second.")
+            self._recent.append(now)
 
     def handle(self, action: str, params: Mapping[str, Any], region: str) -> dict:
         """The `Response` object without its RequestId."""
         if action != "Invoke":
             raise ApiError("InvalidAction", f"The action `{action}` is not valid: the SCF emulator implements Invoke.")
+        self._admit()
         return self.invoke(params, region)
 
     def invoke(self, params: Mapping[str, Any], region: str) -> dict:

@@ -348,6 +348,28 @@ def test_event_payload_limit_is_128_kb(emulator, client):
     assert [r.invocation_type for r in emulator.invocations] == ["Event", "RequestResponse"]
 
 
+def test_invoke_is_refused_past_its_rate(emulator, client):
+    """SCF's quota for the Invoke API is 100 requests a second; past it, API 3.0's RequestLimitExceeded
+    (the sweep's fan-out paces itself). Lowered here so that a few calls within a second reach it."""
+    assert emulator._services.api.invokes_per_second == 100
+    emulator._services.api.invokes_per_second = 5
+    emulator.register_function("fn", lambda event, context: None)
+    codes = []
+    started = time.monotonic()
+    for _ in range(8):
+        try:
+            invoke(client, payload={}, invocation_type="Event")
+            codes.append("ok")
+        except TencentCloudSDKException as exc:
+            codes.append(exc.code)
+    assert time.monotonic() - started < 1.0
+    assert codes == ["ok"] * 5 + ["RequestLimitExceeded"] * 3
+    time.sleep(1.0)
+    invoke(client, payload={}, invocation_type="Event")  # a second later, taken again
+    emulator.wait_idle()
+    assert len(emulator.invocations) == 6
+
+
 def test_invalid_parameters(emulator, client):
     emulator.register_function("fn", lambda event, context: None)
     assert api_error(invoke, client, invocation_type="Later").code == "InvalidParameterValue"
