@@ -6,6 +6,7 @@ import signal
 import socket
 import socketserver
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TypeVar
 
@@ -49,6 +50,12 @@ class TrackedRequestHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     server: LocalHTTPServer
+    # Seconds between the bytes of the next answer's status line and headers (0: all at once),
+    # set per answer by a fault. A link or proxy that slow answers every read a client makes
+    # within its timeout while the answer never completes: what a client's bound on the whole
+    # exchange, not on each socket read, is tested against. It goes on until the head is out or
+    # the client hangs up (the next write fails), or the server stops (it cuts the connection).
+    head_pause = 0.0
 
     def setup(self) -> None:
         super().setup()
@@ -59,6 +66,17 @@ class TrackedRequestHandler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         self.server.untrack(self.connection)
         super().finish()
+
+    def flush_headers(self) -> None:
+        pause, self.head_pause = self.head_pause, 0.0
+        buffered: list[bytes] = getattr(self, "_headers_buffer", [])
+        if not pause or not buffered:
+            super().flush_headers()
+            return
+        head, self._headers_buffer = b"".join(buffered), []
+        for i in range(len(head)):  # wfile is unbuffered and TCP_NODELAY is on: one byte per segment
+            self.wfile.write(head[i:i + 1])
+            time.sleep(pause)
 
 
 _Self = TypeVar("_Self", bound="BackgroundServer")

@@ -3,7 +3,8 @@
 It plays the downstream system (Standard Webhooks: `webhook-id`, `webhook-timestamp`,
 `webhook-signature`) or a group robot (DingTalk's `timestamp`/`sign` query, Feishu's body
 `timestamp`/`sign`), and answers as told: a status per request in turn, a robot's
-`{"errcode": 0}`, or nothing at all (`hang`) to try a sender's deadline.
+`{"errcode": 0}`, or nothing at all (`hang`), or slowly (`trickle`: the body, `trickle_head`:
+the status line and headers, a byte at a time) to try a sender's deadline.
 
 The verifiers are written from the specifications, apart from the function's own code, so a
 test that passes checks the function against the documents, not against itself.
@@ -100,6 +101,7 @@ class Behaviour:
     body: bytes = b'{"errcode":0,"errmsg":"ok"}'
     trickle: float = 0.0  # seconds between the body's bytes: a slow link or proxy, each read answered in time
     gzip: bool = False  # Content-Encoding: gzip, as a server may answer a client that offers it
+    trickle_head: float = 0.0  # seconds between the bytes of the status line and headers (serving.py)
 
 
 class WebhookReceiver(BackgroundServer):
@@ -129,9 +131,9 @@ class WebhookReceiver(BackgroundServer):
             self._received.clear()
 
     def answer(self, *statuses: int, hang: bool = False, body: bytes | None = None, trickle: float = 0.0,
-               gzip: bool = False) -> None:
+               gzip: bool = False, trickle_head: float = 0.0) -> None:
         self.behaviour = Behaviour(list(statuses), hang, self.behaviour.body if body is None else body, trickle,
-                                   gzip)
+                                   gzip, trickle_head)
 
     def url(self, path: str = "/hook") -> str:
         return self.endpoint + path
@@ -189,6 +191,7 @@ class WebhookReceiver(BackgroundServer):
                     self.close_connection = True
                     return
                 answer = gzip.compress(behaviour.body) if behaviour.gzip else behaviour.body
+                self.head_pause = behaviour.trickle_head
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 if behaviour.gzip:

@@ -240,10 +240,13 @@ class CosEmulator(BackgroundServer):
         copy_error_body: bool = False,
         times: int | None = 1,
         byte_range: str | None = None,
+        trickle: float | None = None,
+        trickle_body: float | None = None,
     ) -> Fault:
         return self._faults.add(Fault(
             method=method, key=key, query=query, service=service, status=status, code=code, delay=delay,
             reset=reset, truncate=truncate, copy_error_body=copy_error_body, times=times, byte_range=byte_range,
+            trickle=trickle, trickle_body=trickle_body,
         ))
 
     def clear_faults(self) -> None:

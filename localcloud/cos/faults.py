@@ -3,6 +3,12 @@
 `reset` with `truncate` sends that many bytes of the body, then resets the connection (a
 transfer cut mid-way); `reset` alone resets it before any answer.
 
+`trickle` sends the answer's status line and headers one byte every `trickle` seconds, and
+`trickle_body` its body so: a slow link or proxy, which answers each read a client makes in
+time while the answer as a whole takes minutes. (A network condition, not a COS behaviour:
+nothing of Tencent's describes it.) It goes on until the answer is out, the client hangs up or
+the emulator stops.
+
 A fault is consumed (its `hits` grows, `remaining` shrinks) when a request matches it,
 whether or not its action turns out to apply to that request (a `truncate` fault on a
 request that answers an error simply does nothing).
@@ -35,6 +41,8 @@ class Fault:
     reset: bool = False
     truncate: int | None = None
     copy_error_body: bool = False
+    trickle: float | None = None  # seconds between the bytes of the status line and headers
+    trickle_body: float | None = None  # seconds between the bytes of the body
     times: int | None = 1
     # The request's Range header, exactly ("bytes=0-8388607"); "!" for requests without one.
     byte_range: str | None = None
@@ -53,6 +61,10 @@ class Fault:
             raise ValueError("times must be a positive number or None (always)")
         if self.truncate is not None and self.truncate < 0:
             raise ValueError("truncate must be a byte count >= 0")
+        for name in ("trickle", "trickle_body"):
+            pause = getattr(self, name)
+            if pause is not None and pause <= 0:
+                raise ValueError(f"{name} must be a positive number of seconds or None")
 
     @property
     def remaining(self) -> int | None:

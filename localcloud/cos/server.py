@@ -142,7 +142,10 @@ class RequestHandler(TrackedRequestHandler):
         try:
             self._drain(request)
             record(response.status)
-            self._send(request, response, fault.truncate if fault is not None else None)
+            if fault is not None and fault.trickle:
+                self.head_pause = fault.trickle
+            self._send(request, response, fault.truncate if fault is not None else None,
+                       fault.trickle_body if fault is not None else None)
             if fault is not None and fault.reset:
                 self._reset_connection()  # `truncate` bytes of the body went out: a reset mid-transfer
         except OSError:
@@ -190,7 +193,8 @@ class RequestHandler(TrackedRequestHandler):
         except (errors.CosError, OSError):
             self.close_connection = True
 
-    def _send(self, request: Request, response: Response, truncate: int | None) -> None:
+    def _send(self, request: Request, response: Response, truncate: int | None,
+              trickle: float | None = None) -> None:
         self.send_response(response.status)
         self.send_header("x-cos-request-id", request.request_id)
         if request.service == "ci":
@@ -207,6 +211,9 @@ class RequestHandler(TrackedRequestHandler):
         if request.method == "HEAD" or bodiless:
             return
         if response.stream is None:
+            if trickle:
+                self._send_trickled(response.body, trickle)
+                return
             self.wfile.write(response.body)
             return
         length = response.stream_length
@@ -215,11 +222,20 @@ class RequestHandler(TrackedRequestHandler):
             self.close_connection = True  # the client then sees the body end early
         if length <= 0:  # socket.sendfile refuses a count of 0: an empty object has nothing to send
             return
+        if trickle:
+            response.stream.seek(response.stream_offset)
+            self._send_trickled(response.stream.read(length), trickle)
+            return
         rate = self.server.services.bandwidth_per_connection
         if not rate:
             self.connection.sendfile(response.stream, response.stream_offset, length)
             return
         self._send_paced(response, length, rate)
+
+    def _send_trickled(self, body: bytes, pause: float) -> None:
+        for i in range(len(body)):
+            self.wfile.write(body[i:i + 1])
+            time.sleep(pause)
 
     def _send_paced(self, response: Response, length: int, rate: int) -> None:
         """The body at `rate` bytes per second: small slices, each sent once the slices before

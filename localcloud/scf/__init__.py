@@ -28,6 +28,8 @@ Behaviour worth knowing:
   InvokeResult 1 and SCF's error document `{"errorCode", "errorMessage", "stackTrace", "requestId",
   "statusCode"}` in both RetMsg and ErrMsg (Tencent's own client library reads RetMsg). Never retried.
 - Log and MemUsage are always empty: the emulator does not capture output or measure memory.
+- Faults: `add_fault(action="Invoke", trickle=0.2)` sends the next answer's status line and headers a
+  byte every 0.2 s (a slow link; the request itself is handled as usual).
 """
 from .emulator import ScfEmulator
 from .invocations import Invocation

@@ -7,7 +7,7 @@ from ..serving import BackgroundServer
 from .functions import DEFAULT_NAMESPACE, LATEST, Function, FunctionRegistry, Handler
 from .invocations import Invocation, Invoker
 from .invoke_api import ScfApi
-from .server import ApiCall, ApiCallLog, ScfHttpServer, Services
+from .server import AnswerFault, ApiCall, ApiCallLog, ScfHttpServer, Services
 from .signing import Credentials
 
 DEFAULT_REGION = "ap-chongqing"
@@ -80,6 +80,16 @@ class ScfEmulator(BackgroundServer):
             name=name, handler=handler, namespace=namespace, qualifier=qualifier, retries=retries,
             retry_delay=retry_delay, memory_mb=memory_mb, timeout=timeout, environment=dict(environment or {}),
         ))
+
+    # ---------------------------------------------------------------- faults
+
+    def add_fault(self, action: str | None = "Invoke", trickle: float | None = None,
+                  times: int | None = 1) -> AnswerFault:
+        """Answer the next `times` matching requests (None: all) badly; see `AnswerFault`."""
+        return self._services.faults.add(AnswerFault(action=action, trickle=trickle, times=times))
+
+    def clear_faults(self) -> None:
+        self._services.faults.clear()
 
     # --------------------------------------------------------------- records
 

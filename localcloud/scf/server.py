@@ -57,11 +57,55 @@ class ApiCallLog:
             self._calls.clear()
 
 
+@dataclass(eq=False)
+class AnswerFault:
+    """How the answers to matching requests go wrong. `trickle`: the status line and headers go
+    out one byte every `trickle` seconds, a slow link or proxy that answers each read a client
+    makes in time while the answer takes minutes (a network condition: nothing of Tencent's
+    describes it). The request itself is handled as usual (an Event invocation is queued)."""
+
+    action: str | None = None  # X-TC-Action to match; None: every request
+    trickle: float | None = None
+    times: int | None = 1  # None: forever
+    hits: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.trickle is not None and self.trickle <= 0:
+            raise ValueError("trickle must be a positive number of seconds or None")
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be a positive number or None (always)")
+
+
+class AnswerFaults:
+    def __init__(self) -> None:
+        self._faults: list[AnswerFault] = []
+        self._lock = threading.Lock()
+
+    def add(self, fault: AnswerFault) -> AnswerFault:
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def take(self, action: str | None) -> AnswerFault | None:
+        with self._lock:
+            for fault in self._faults:
+                live = fault.times is None or fault.hits < fault.times
+                if live and fault.action in (None, action):
+                    fault.hits += 1
+                    return fault
+        return None
+
+
 @dataclass
 class Services:
     credentials: signing.Credentials
     api: ScfApi
     log: ApiCallLog
+    faults: AnswerFaults = field(default_factory=AnswerFaults)
 
 
 class ScfHttpServer(LocalHTTPServer):
@@ -113,6 +157,9 @@ class RequestHandler(TrackedRequestHandler):
         if error is not None:
             response = {"Error": {"Code": error.code, "Message": error.message}}
         response["RequestId"] = request_id
+        fault = services.faults.take(action)
+        if fault is not None and fault.trickle:
+            self.head_pause = fault.trickle
         services.log.append(ApiCall(
             action=action, params=params, request_id=request_id, secret_id=secret_id, region=region,
             error_code=error and error.code, error_message=error and error.message, received_at=received_at,
