@@ -20,6 +20,7 @@ import requests
 from qcloud_cos import CosConfig, CosS3Client
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
+from handlers import exchange
 from handlers.config import Settings
 from handlers.deadline import LOCAL_BUDGET_SECONDS, MIN_ATTEMPT_SECONDS, Deadline
 from handlers.errors import NotFound, PreconditionFailed, StorageError, TransientError
@@ -33,6 +34,7 @@ PIECE_BYTES = 256 << 10
 # Headers that are the object's metadata: a multipart copy must set them again itself.
 _METADATA = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
 _RETRYABLE_CODES = {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"}
+_CLIENTS_KEPT = 64  # clients per deadline: an invocation uses a few (its own, the notifications' budget)
 
 # At DEBUG the SDK logs request headers, security token included, and at ERROR every 4xx,
 # expected ones too (a missing object's tag read). Every failure reaches our own log and
@@ -41,7 +43,9 @@ logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)
 
 
 class Clients:
-    """COS and CI clients per region, sharing one connection pool sized for our concurrency."""
+    """COS and CI clients per region, sharing one connection pool sized for our concurrency.
+    Each request is bounded as a whole (handlers/exchange.py): COS_TIMEOUT_SECONDS for the
+    exchange, never past the invocation's deadline, which alone bounds a streamed body."""
 
     def __init__(self, settings: Settings):
         self._settings = settings
@@ -50,42 +54,41 @@ class Clients:
         # Object checks and tag reads run side by side, and a big object's check reads on
         # READ_CONNECTIONS connections of its own: a connection for each keeps them all alive.
         pool = settings.concurrency * (1 + settings.read_connections) + 4
-        adapter = requests.adapters.HTTPAdapter(pool_connections=8, pool_maxsize=pool)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._clients: dict[tuple[str, str, int], CosS3Client] = {}
+        exchange.mount(self._session, exchange.BoundedAdapter(pool_connections=8, pool_maxsize=pool))
+        self._clients: dict[tuple[str, str, exchange.Limit], CosS3Client] = {}
         self._lock = threading.Lock()
 
     def cos(self, region: str, deadline: Deadline | None = None) -> CosS3Client:
-        return self._client("cos", region, self._timeout(deadline))
+        return self._client("cos", region, self._limit(deadline))
 
     def ci(self, region: str, deadline: Deadline | None = None) -> CosS3Client:
-        return self._client("ci", region, self._timeout(deadline))
+        return self._client("ci", region, self._limit(deadline))
 
-    def _timeout(self, deadline: Deadline | None) -> int:
-        """COS_TIMEOUT_SECONDS, capped by the time the invocation has left: no request outlives it."""
-        timeout = int(self._settings.cos_timeout)
+    def _limit(self, deadline: Deadline | None) -> exchange.Limit:
+        """COS_TIMEOUT_SECONDS for each exchange, and never past the deadline: no request outlives it."""
         if deadline is None:
-            return timeout
-        left = deadline.remaining()
-        if left < MIN_ATTEMPT_SECONDS:
+            return exchange.Limit(self._settings.cos_timeout)
+        if deadline.remaining() < MIN_ATTEMPT_SECONDS:
             raise TransientError("the invocation's time is up; nothing more was sent")
-        return max(1, min(timeout, int(left)))
+        return exchange.Limit(self._settings.cos_timeout, deadline.at)
 
-    def _client(self, service: str, region: str, timeout: int) -> CosS3Client:
-        # The SDK fixes a client's timeout at construction; clients are cheap and share the
-        # session, so there is one per whole-second timeout the deadline calls for.
+    def _client(self, service: str, region: str, limit: exchange.Limit) -> CosS3Client:
+        # The SDK fixes a client's timeout (the limit the adapter applies) at construction;
+        # clients are cheap and share the session: one per deadline in use, the last few kept.
         with self._lock:
-            client = self._clients.get((service, region, timeout))
+            client = self._clients.get((service, region, limit))
             if client is None:
-                client = CosS3Client(self._config(service, region, timeout), retry=0, session=self._session)
-                self._clients[(service, region, timeout)] = client
+                if len(self._clients) >= _CLIENTS_KEPT:
+                    del self._clients[next(iter(self._clients))]
+                client = CosS3Client(self._config(service, region, limit), retry=0, session=self._session)
+                self._clients[(service, region, limit)] = client
             return client
 
-    def _config(self, service: str, region: str, timeout: int) -> CosConfig:
+    def _config(self, service: str, region: str, timeout: exchange.Limit) -> CosConfig:
         s = self._settings
-        options = dict(Region=region, SecretId=s.secret_id, SecretKey=s.secret_key, Token=s.token,
-                       Timeout=timeout, Scheme="https")
+        # Timeout goes to requests untouched, and the session's BoundedAdapter reads the Limit.
+        options: dict[str, Any] = dict(Region=region, SecretId=s.secret_id, SecretKey=s.secret_key, Token=s.token,
+                                       Timeout=timeout, Scheme="https")
         if service == "ci":
             # With IP/Port set the SDK builds Host from Endpoint; name the CI service there.
             options["Endpoint"] = f"ci.{region}.myqcloud.com"

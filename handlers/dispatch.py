@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import requests
+
+from handlers import exchange
 from handlers.config import Settings
 from handlers.errors import StorageError, TransientError
 
@@ -19,7 +22,7 @@ ASYNC_PAYLOAD_LIMIT = 128 * 1024  # SCF's limit for an asynchronous invocation's
 # Processing a callback inline (CI look-up, HEAD beside the tag read, tag write) takes a few
 # round trips; with less than this left it would only be cut off half-way.
 MIN_INLINE_SECONDS = 2.0
-MIN_INVOKE_SECONDS = 1  # the SDK's timeout is per socket operation, in whole seconds here
+MIN_INVOKE_SECONDS = 1  # whole seconds: one SDK client per timeout in use
 
 
 def invoke_timeout(remaining: float, limit: float) -> int | None:
@@ -62,8 +65,8 @@ class Dispatcher:
         self._clients: dict[int, Any] = {}
 
     def invoke(self, function: FunctionRef, payload: Mapping[str, Any], timeout: int) -> str:
-        """Queue an asynchronous invocation, waiting at most `timeout` seconds per socket
-        operation; returns SCF's request id for it."""
+        """Queue an asynchronous invocation, waiting at most `timeout` seconds for the whole
+        exchange; returns SCF's request id for it."""
         from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
         from tencentcloud.scf.v20180416 import models
 
@@ -101,5 +104,20 @@ class Dispatcher:
                                endpoint=f"{local.host}:{local.port}" if local else None,
                                protocol=local.scheme if local else "https")
             cred = credential.Credential(s.secret_id, s.secret_key, s.token)
-            client = self._clients[timeout] = scf_client.ScfClient(cred, s.region, ClientProfile(httpProfile=http))
+            client = scf_client.ScfClient(cred, s.region, ClientProfile(httpProfile=http))
+            _bound_exchanges(client)
+            self._clients[timeout] = client
         return client
+
+
+def _bound_exchanges(client: Any) -> None:
+    """The SDK sends through a requests.Session of its own (tencentcloud/common/http/request.py:
+    `client.request.conn._session`, where its own pre-connecting adapter is mounted) with its
+    timeout per socket read, and reads the answer after the send returns. Our adapter on that
+    session bounds the whole exchange, the answer read within it. Nothing is sent unbounded: an
+    SDK that no longer has that session fails the Invoke, and the callback is processed inline."""
+    session = getattr(getattr(getattr(client, "request", None), "conn", None), "_session", None)
+    if not isinstance(session, requests.Session):
+        raise StorageError("SCF Invoke: tencentcloud-sdk-python sends through no requests.Session this "
+                           "function can bound; not sent")
+    exchange.mount(session, exchange.BoundedAdapter(read_body=True))

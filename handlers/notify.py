@@ -49,7 +49,7 @@ from typing import Any, Protocol
 import requests
 import urllib3
 
-from handlers import log
+from handlers import exchange, log
 from handlers.audit import STATE_PREFIX, location_of
 from handlers.config import Settings, notify_format_of, webhook_key
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
@@ -344,10 +344,14 @@ Send = Callable[[Request, float], "tuple[int, bytes]"]
 
 
 class Sender:
-    """POSTs with requests (vendored with the COS SDK); one session per container."""
+    """POSTs with requests (vendored with the COS SDK); one session per container. Its adapter
+    (handlers/exchange.py) bounds each attempt as a whole, status line, headers and body, by
+    `timeout`: requests' own bounds each socket read, which a receiver or a proxy that sends a
+    byte at a time answers in time for ever."""
 
     def __init__(self) -> None:
         self._session = requests.Session()
+        exchange.mount(self._session, exchange.BoundedAdapter())
 
     def __call__(self, request: Request, timeout: float) -> tuple[int, bytes]:
         until = time.monotonic() + timeout
@@ -359,21 +363,22 @@ class Sender:
         except requests.RequestException as exc:
             raise TransientError(f"the request failed: {type(exc).__name__}") from None
         try:
-            return answer.status_code, _body_within(answer.raw, until, timeout)
+            body = _body_within(answer.raw)
         except (OSError, urllib3.exceptions.HTTPError) as exc:
+            if time.monotonic() >= until:
+                raise TransientError(f"no whole answer within {timeout:.1f} s") from None
             raise TransientError(f"the answer broke off: {type(exc).__name__}") from None
         finally:
             answer.close()
+        if time.monotonic() >= until:  # an answer without a length ends where its time cut it
+            raise TransientError(f"no whole answer within {timeout:.1f} s")
+        return answer.status_code, body
 
 
-def _body_within(raw: Any, until: float, timeout: float) -> bytes:
-    """The answer's body, read while the attempt has time. requests' timeout bounds each socket
-    read, not the exchange: an answer that comes a byte at a time would never trip it. (Headers
-    sent that slowly would; no robot or proxy does that.)"""
+def _body_within(raw: Any) -> bytes:
+    """The answer's body, up to MAX_ANSWER_BYTES (the session's adapter bounds the time)."""
     body = bytearray()
     while len(body) < MAX_ANSWER_BYTES:
-        if time.monotonic() > until:
-            raise TransientError(f"no whole answer within {timeout:.1f} s")
         # What has arrived (it waits for no more), decoded: requests offers gzip and deflate.
         piece = raw.read1(MAX_ANSWER_BYTES - len(body), decode_content=True)
         if not piece:
