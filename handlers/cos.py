@@ -295,11 +295,17 @@ class ObjectStore:
         """A small object of the function's own (an audit report) whole; None when there is none."""
         try:
             response = self._cos(target.region).get_object(Bucket=target.bucket, Key=target.key)
-            return bytes(response["Body"].get_raw_stream().read())
         except (CosServiceError, CosClientError) as exc:
             if _status(exc) == 404:
                 return None
             raise _translate(exc, "GET", target) from None
+        stream = response["Body"].get_raw_stream()
+        try:
+            return bytes(stream.read())
+        except Exception as exc:  # urllib3/requests raise many types for a broken or cut-off body
+            stream.close()
+            raise TransientError(f"GET {target.bucket}/{target.key}: the body broke off: {type(exc).__name__}") \
+                from None
 
     def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None:
         try:

@@ -290,3 +290,25 @@ def test_a_verified_object_left_untagged_by_its_action_keeps_no_pending_tag(emul
     assert (status, result["jobs"][0]["objects"][0]["verdict"]) == (200, "verified")
     assert VERIFY_TAG not in emulator.tags(BUCKET, "out/big.wav")
     assert report_exit_code(emulator) == 0
+
+
+# --- reading the function's own records ------------------------------------------------------------
+
+def test_a_report_read_that_breaks_off_is_a_retry_not_a_crash(emulator, make_app, posted):
+    """The job's audit report is read before a hash result is merged into it: a read that breaks off mid-body
+    (a reset connection, or the exchange cut at its deadline) is a transient failure, answered 503 with the
+    tags untouched, never an exception out of the handler. Failed before the fix: urllib3's ProtocolError
+    escaped ObjectStore.get_bytes."""
+    refuse_sync_hash(emulator)
+    put_output(emulator)
+    body = job_xml({"out/big.wav": md5(b"what CI wrote")}, [])
+    app = server_app(make_app, REPORT_PREFIX="reports/")
+    assert invoke(app, http_event(body))[1]["jobs"][0]["outcome"] == "pending"
+    emulator.wait_for_file_jobs()
+    report = f"reports/{JOB}.json"
+    assert emulator.object_bytes(BUCKET, report)
+    emulator.add_fault(method="GET", key=report, truncate=10, times=None)
+    status, result, _ = deliver(app, posted.pop())
+    assert status == 503
+    assert "audit report" in json.dumps(result)
+    assert json.loads(emulator.object_bytes(BUCKET, report))["objects"][0]["verdict"] in ("pending", "mismatch")
