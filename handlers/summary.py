@@ -43,6 +43,12 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, EXIT_COS, EXIT_UNREADABLE = 0, 1, 2, 3, 4
 MAX_REPORT_BYTES = 16 * 1024 * 1024  # a job's report is kilobytes; a bigger object is none of ours
 _FORMULA_SIGNS = ("=", "+", "-", "@")
 _FORMULA_FIRST = (*_FORMULA_SIGNS, "\t", "\r", "\n", "\0")
+# The function's own records under REPORT_PREFIX (else STATE_PREFIX): neither audit reports nor strays.
+OWN_FOLDERS = ("notified/",  # notification markers (handlers/notify.py)
+               "hash-jobs/",  # the FileHashCode ledger (handlers/hashledger.py)
+               "settled/",  # the sweep's settled markers (handlers/reconcile/settled.py)
+               "sweep/", "backfill/")  # the sweep's checkpoints and leases (handlers/reconcile/checkpoint.py)
+REPORT_SUFFIX = ".json"  # an audit report is `<prefix><JobId>.json` (handlers/audit.py)
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -298,10 +304,16 @@ def collect(listing: CosListing, bucket: str, prefix: str, reports_prefix: str, 
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         if reports_prefix:
-            keys = [i.key for i in recent(listing.keys(reports_prefix)) if i.key.endswith(".json")]
-            if keys:
+            listed = [i.key for i in recent(listing.keys(reports_prefix)) if not own_record(i.key, reports_prefix)]
+            keys = [key for key in listed if key.endswith(REPORT_SUFFIX)]
+            if listed:
                 progress(f"reading {len(keys)} audit reports under {reports_prefix}")
                 unreadable: list[Unreadable] = []
+                for key in listed:  # named as no report is: not read, but counted (the summary is incomplete)
+                    if not key.endswith(REPORT_SUFFIX):
+                        unreadable.append(Unreadable(key, f"not named <JobId>{REPORT_SUFFIX}, as every audit "
+                                                          "report is"))
+                        progress(f"warning: {key} skipped, it is no audit report: {unreadable[-1].reason}")
 
                 def readable() -> Iterator[dict[str, Any]]:
                     for key, body in zip(keys, pool.map(listing.report, keys), strict=True):
@@ -321,6 +333,12 @@ def collect(listing: CosListing, bucket: str, prefix: str, reports_prefix: str, 
         progress(f"reading the tags of {len(keys)} objects under {prefix or '/'}")
         tags = pool.map(listing.tags, keys)
         return summarise_tags(bucket, zip(keys, tags, strict=True))
+
+
+def own_record(key: str, reports_prefix: str) -> bool:
+    """Whether `key`, under the reports prefix, is one of the function's own records (or a console folder)."""
+    rest = key[len(reports_prefix):]
+    return not rest or rest.endswith("/") or rest.startswith(OWN_FOLDERS)
 
 
 # --- the command ----------------------------------------------------------------------------

@@ -217,6 +217,42 @@ def test_python_m_handlers_summary_reports_an_unreadable_report_without_a_traceb
     assert "problems: none" in done.stdout and "unreadable reports: 4" in done.stdout
 
 
+def test_an_object_under_the_reports_prefix_not_named_json_is_counted_unreadable_and_exits_4(emulator, seeded):
+    """Red team, D8: README says anything under the reports prefix that is no audit report is skipped with a
+    warning and exit 4. Before the fix only keys ending in `.json` were looked at: a stray `….jsn` or `….JSON`
+    was silently ignored, `unreadable` stayed empty and the command exited 0."""
+    strays = [f"{REPORTS}j00000000000000000000000000000d4.jsn", f"{REPORTS}j00000000000000000000000000000e5.JSON"]
+    emulator.put_object(BUCKET, strays[0], b"<html>not a report</html>")
+    emulator.put_object(BUCKET, strays[1], b"not json")
+    code, out, err = run(emulator, "--format", "json", "--prefix", "out/good/", REPORT_PREFIX=REPORTS)
+    summary = json.loads(out)
+    assert code == 4, (code, summary["unreadable"])
+    assert sorted(u["key"] for u in summary["unreadable"]) == sorted(strays)
+    assert summary["objects"] == {"verified": 2}
+    for key in strays:
+        assert f"warning: {key}" in err
+
+
+def test_the_functions_own_records_under_the_reports_prefix_are_neither_reports_nor_unreadable(emulator, make_app):
+    """The function keeps its own records under REPORT_PREFIX (notification markers, the hash-job ledger, the
+    sweep's settled markers, checkpoints and leases): they are no audit reports, and counting them as
+    unreadable would make every summary exit 4."""
+    from localcloud.webhook import WebhookReceiver
+    emulator.put_object(BUCKET, "out/good/a.mp3", b"a" * 100)
+    with WebhookReceiver() as hook:  # a real notification marker, written by the function
+        app = make_app(REPORT_PREFIX=REPORTS, NOTIFY_URL=hook.url(), NOTIFY_FORMAT="wecom", NOTIFY_ON="verified")
+        callback(app, GOOD, {"out/good/a.mp3": b"a" * 100})
+        assert len(hook.requests) == 1
+    assert emulator.keys(BUCKET, f"{REPORTS}notified/")
+    for key in (f"{REPORTS}hash-jobs/0123456789abcdef0123456789abcdef/etag", f"{REPORTS}settled/{GOOD}",
+                f"{REPORTS}sweep/queue/VoiceSeparate.checkpoint", f"{REPORTS}sweep/queue/VoiceSeparate.lease",
+                f"{REPORTS}backfill/queue/VoiceSeparate.checkpoint", f"{REPORTS}notified/{GOOD}/other.json", REPORTS):
+        emulator.put_object(BUCKET, key, b"the function's own record")
+    code, out, err = run(emulator, "--format", "json", REPORT_PREFIX=REPORTS)
+    summary = json.loads(out)
+    assert (code, summary["unreadable"], summary["objects"]) == (0, [], {"verified": 1}), err
+
+
 # --- CSV cells are text, never formulas (issue 19, defect 7) -------------------------------------
 
 FORMULA_KEY = "out/=x.mp3"  # a formula only at the start of a cell: this one is harmless
