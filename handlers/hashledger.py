@@ -7,22 +7,31 @@ in the object's bucket:
 
     <REPORT_PREFIX, or .ci-callback-verifier/>hash-jobs/<sha256 of the key, 32 hex digits>/<ETag>
 
-holding `{"bucket", "key", "etag", "hashJobs": [{"hashJobId", "jobId", "submittedAt"}]}`, oldest first.
-An operator reads it to see which jobs ran; deleting it allows as many again (after restoring an archived
-object, say). It is written after CI accepted the job: two deliveries at the same instant may each start
-one before either is recorded (COS has no conditional write), and a crash between the two steps leaves
-one unrecorded; the `ci-hash-job` tag, where tags are written, still names it.
+holding `{"bucket", "key", "etag", "hashJobs": [{"hashJobId", "jobId", "submittedAt", "reservation"}]}`,
+oldest first. An operator reads it to see which jobs ran; deleting it allows as many again (after restoring
+an archived object, say).
+
+An entry is reserved (a `reservation` token, no `hashJobId` yet) before CI is asked for the job, and the
+job's id filled in after: a job is only started once the record counts it, so a record that cannot be
+written (PutObject denied on that prefix, COS failing) starts none, rather than jobs without end. A
+reservation whose submission failed is taken back (so a CI outage does not use up the bound; a job CI
+started without its answer reaching us then goes uncounted); one left behind (the fill-in failed, the
+function stopped between the steps) keeps counting, against the bound, a job that may or may not exist. Two deliveries at
+the same instant may still each reserve and start one (COS has no conditional write: the later write keeps
+only its own entry).
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from handlers.deadline import Deadline, retrying
+from handlers.errors import StorageError, TransientError
 from handlers.models import OutputObject
 
 FOLDER = "hash-jobs/"
@@ -36,9 +45,15 @@ class Records(Protocol):
 
 @dataclass(frozen=True)
 class Started:
-    hash_job_id: str
+    hash_job_id: str  # "" while reserved: CI has not (yet) named the job
     job_id: str  # the media job whose check started it
     submitted_at: str = ""
+    reservation: str = ""  # the token the entry was reserved under
+
+    @property
+    def counted_as(self) -> str:
+        """What tells this entry from the others when jobs are counted."""
+        return self.hash_job_id or f"reserved:{self.reservation}"
 
 
 # --- pure ------------------------------------------------------------------------------------
@@ -59,20 +74,38 @@ def parse(body: bytes | None, target: OutputObject, etag: str) -> tuple[Started,
         return ()
     started = []
     for entry in record.get("hashJobs") or []:
-        if isinstance(entry, dict) and isinstance(entry.get("hashJobId"), str) and entry["hashJobId"]:
-            started.append(Started(entry["hashJobId"], str(entry.get("jobId") or ""),
-                                   str(entry.get("submittedAt") or "")))
+        if not isinstance(entry, dict):
+            continue
+        hash_job, reservation = entry.get("hashJobId"), entry.get("reservation")
+        hash_job = hash_job if isinstance(hash_job, str) else ""
+        reservation = reservation if isinstance(reservation, str) else ""
+        if hash_job or reservation:
+            started.append(Started(hash_job, str(entry.get("jobId") or ""), str(entry.get("submittedAt") or ""),
+                                   reservation))
     return tuple(started)
 
 
 def render(target: OutputObject, etag: str, started: Sequence[Started]) -> bytes:
     return json.dumps({"bucket": target.bucket, "key": target.key, "etag": etag, "hashJobs": [
-        {"hashJobId": s.hash_job_id, "jobId": s.job_id, "submittedAt": s.submitted_at} for s in started]},
+        {"hashJobId": s.hash_job_id, "jobId": s.job_id, "submittedAt": s.submitted_at,
+         **({"reservation": s.reservation} if s.reservation else {})} for s in started]},
         ensure_ascii=False, indent=2).encode("utf-8")
 
 
 def merged(earlier: Sequence[Started], new: Started) -> tuple[Started, ...]:
-    return (*earlier, new) if all(s.hash_job_id != new.hash_job_id for s in earlier) else tuple(earlier)
+    return (*earlier, new) if all(s.counted_as != new.counted_as for s in earlier) else tuple(earlier)
+
+
+def filled(earlier: Sequence[Started], reservation: str, hash_job_id: str) -> tuple[Started, ...]:
+    """The reserved entry given its job; appended when a concurrent write lost the reservation."""
+    if any(s.reservation == reservation for s in earlier):
+        return tuple(Started(hash_job_id, s.job_id, s.submitted_at, s.reservation) if s.reservation == reservation
+                     else s for s in earlier)
+    return merged(earlier, Started(hash_job_id, "", _now(), reservation))
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 # --- I/O -------------------------------------------------------------------------------------
@@ -90,10 +123,32 @@ class HashLedger:
         where = self.where(target, etag)
         return parse(retrying(lambda: self._records.get_bytes(where), deadline), target, etag)
 
-    def record(self, target: OutputObject, etag: str, hash_job_id: str, job_id: str, deadline: Deadline) -> None:
-        """Add a job, read afresh first so that a concurrent delivery's entry is kept."""
+    def reserve(self, target: OutputObject, etag: str, job_id: str, deadline: Deadline) -> str:
+        """Count a job about to be submitted; the reservation's token. Raises StorageError or TransientError
+        saying that no job may start: one the record does not count could be started again without end."""
+        token = uuid.uuid4().hex[:16]
+        try:
+            self._write(target, etag, lambda earlier: merged(earlier, Started("", job_id, _now(), token)), deadline)
+        except (TransientError, StorageError) as exc:
+            where = self.where(target, etag)
+            folder = f"{where.bucket}/{self._prefix}{FOLDER}"
+            kind = TransientError if isinstance(exc, TransientError) else StorageError
+            raise kind(f"{exc}: the record of the FileHashCode jobs started for this version could not be "
+                            f"written, so none is started (the execution role needs cos:PutObject on "
+                            f"{folder})") from None
+        return token
+
+    def fill(self, target: OutputObject, etag: str, token: str, hash_job_id: str, deadline: Deadline) -> None:
+        """Name the job CI started under the reservation (an operator reads it; a replay asks CI about it)."""
+        self._write(target, etag, lambda earlier: filled(earlier, token, hash_job_id), deadline)
+
+    def release(self, target: OutputObject, etag: str, token: str, deadline: Deadline) -> None:
+        """Take back a reservation whose job CI did not start."""
+        self._write(target, etag, lambda earlier: tuple(s for s in earlier if s.reservation != token), deadline)
+
+    def _write(self, target: OutputObject, etag: str,
+               change: Callable[[tuple[Started, ...]], tuple[Started, ...]], deadline: Deadline) -> None:
+        """Read the record afresh, so that a concurrent delivery's entry is kept, and write it changed."""
         where = self.where(target, etag)
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        started = merged(self.read(target, etag, deadline), Started(hash_job_id, job_id, now))
-        body = render(target, etag, started)
+        body = render(target, etag, change(self.read(target, etag, deadline)))
         retrying(lambda: self._records.put_bytes(where, body, "application/json; charset=utf-8"), deadline)

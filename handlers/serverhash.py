@@ -280,7 +280,7 @@ class ServerHash:
         that; else a new one, unless HASH_JOBS_PER_VERSION are started already: then `error`."""
         ledger = HashLedger(store, self._settings.report_prefix or STATE_PREFIX)
         started = ledger.read(target, state.etag, deadline)
-        latest = started[-1].hash_job_id if started else ""
+        latest = next((s.hash_job_id for s in reversed(started) if s.hash_job_id), "")
         if latest and latest not in seen:
             found = self._find(target, latest, deadline)
             if found is not None:
@@ -289,21 +289,29 @@ class ServerHash:
                 if decided is not None:
                     return decided
         ours = [found for found in seen.values() if _hashes_version(found, state)]
-        tried = {s.hash_job_id for s in started} | {found.job_id for found in ours}
+        tried = {s.counted_as for s in started} | {found.job_id for found in ours}
         failed = [found for found in ours if found.state != "Success"]
         bound = self._settings.hash_jobs_per_version
         if len(tried) >= bound:
             return self._gave_up(job, target, state, store, deadline, failed, len(tried),
                                  ledger.where(target, state.etag))
-        hash_job = self._submit(job, target, state, deadline)
+        # Counted before it is started: a job the record cannot count is not started (raises: `error`, retried).
+        token = ledger.reserve(target, state.etag, job.job_id, deadline)
+        try:
+            hash_job = self._submit(job, target, state, deadline)
+        except (TransientError, StorageError):
+            _release(ledger, target, state.etag, token, deadline)
+            raise
         if isinstance(hash_job, Check):
+            _release(ledger, target, state.etag, token, deadline)
             return hash_job
         notes = [f"CI's FileHashCode job {job_.job_id} failed ({(job_.message or job_.state).rstrip('.')}): started "
                  f"another, {len(tried) + 1} of the {bound} HASH_JOBS_PER_VERSION allows" for job_ in failed[-1:]]
         try:
-            ledger.record(target, state.etag, hash_job, job.job_id, deadline)
+            ledger.fill(target, state.etag, token, hash_job, deadline)
         except (TransientError, StorageError) as exc:
-            notes.append(f"the record of the hash jobs started for this version was not written: {exc}")
+            notes.append(f"the record of the hash jobs started for this version counts this one but does not name "
+                         f"it: {exc}")
         result = self._mark(_pending(target, state, hash_job), job.job_id, hash_job, store, deadline)
         return dataclasses.replace(result, notes=(*notes, *result.notes))
 
@@ -385,6 +393,15 @@ class ServerHash:
             # The file job's callback finishes the object all the same; only a lost callback would go unnoticed.
             return ObjectResult(pending, notes=(f"not tagged pending: {exc}",))
         return ObjectResult(pending, actions=("tagged",))
+
+
+def _release(ledger: HashLedger, target: OutputObject, etag: str, token: str, deadline: Deadline) -> None:
+    """Take back the reservation of a job CI did not start; one that stays only counts against the bound."""
+    try:
+        ledger.release(target, etag, token, deadline)
+    except (TransientError, StorageError) as exc:
+        log.warning("the reservation of a FileHashCode job CI did not start was not taken back", key=target.key,
+                    etag=etag, reason=str(exc))
 
 
 def clear_pending(check: Check, job_id: str, store: ObjectStore, deadline: Deadline) -> ObjectResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -206,6 +207,41 @@ def test_a_failed_file_job_is_an_error_at_once_with_a_bound_of_one(emulator, mak
     obj = result["jobs"][0]["objects"][0]
     assert (status, obj["verdict"]) == (503, "error") and "InternalError hashing failed" in obj["reason"]
     assert emulator.file_jobs_created == 1
+
+
+@pytest.mark.parametrize("actions", [{}, {"ACTION_VERIFIED": "move", "ACTION_FAILED": "move"}],
+                         ids=["tags", "no-tags"])
+def test_no_hash_job_starts_that_the_record_of_hash_jobs_cannot_count(emulator, make_app, posted, actions):
+    """Red team D1: the role may not write `<prefix>hash-jobs/` (PutObject denied there). The record was written
+    after CI accepted the job and its failure only noted, so every Failed callback started another billed job:
+    failed before the fix with 5 FileHashCode jobs for one version in 4 deliveries. Now the record is reserved
+    before a job is submitted; when it cannot be written no job starts and the output is `error` (503), naming
+    the permission."""
+    refuse_sync_hash(emulator)
+    put_output(emulator)
+    emulator.fail_file_jobs(BUCKET, "out/big.wav")
+    emulator.add_fault(method="PUT", key=re.compile(r"hash-jobs/"), status=403, code="AccessDenied", times=None)
+    body = job_xml({"out/big.wav": md5(DATA)}, [])
+    app = server_app(make_app, **actions)
+    for _ in range(3):  # CI's retries of the callback: each one the same, none billed
+        status, result, headers = invoke(app, http_event(body))
+        obj = result["jobs"][0]["objects"][0]
+        assert (status, obj["verdict"]) == (503, "error") and "Retry-After" in headers
+        assert "cos:PutObject" in obj["reason"] and ".ci-callback-verifier/hash-jobs/" in obj["reason"]
+    emulator.wait_for_file_jobs()
+    assert (emulator.file_jobs_created, posted) == (0, [])
+    assert VERIFY_TAG not in (emulator.tags(BUCKET, "out/big.wav") or {})
+    assert output_writes(emulator) == []
+
+    emulator.clear_faults()  # the permission granted: the bound applies as ever
+    refuse_sync_hash(emulator)
+    assert invoke(app, http_event(body))[1]["jobs"][0]["objects"][0]["verdict"] == "pending"
+    for _ in range(3):
+        emulator.wait_for_file_jobs()
+        if posted:
+            deliver(app, posted.pop())
+    emulator.wait_for_file_jobs()
+    assert emulator.file_jobs_created == 2
 
 
 def test_hash_jobs_per_version_is_read_and_validated(emulator):
