@@ -25,6 +25,9 @@ from handlers.verify import Inspector, check_object
 
 T = TypeVar("T")
 PENDING = Verdict.PENDING.value
+# VERIFY_MODE=server: CI's MD5 of the version an earlier delivery of this job moved, when the copy's tags name a
+# FileHashCode job that CI says hashed it for this job (handlers/serverhash.py); None when they name none.
+HashedBy = Callable[[Mapping[str, str]], "str | None"]
 
 
 class Mover(Inspector, Protocol):
@@ -133,14 +136,15 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
 
 
 def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settings,
-               deadline: Deadline) -> ObjectResult | None:
+               deadline: Deadline, hashed_by: HashedBy | None = None) -> ObjectResult | None:
     """For an object missing at its key: the result of an earlier delivery that moved it, an `error`
     when whether one did cannot be told now (never `missing` then), or None when no destination holds it."""
     unsure = None
     for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
         if not movable(verdict, settings):
             continue
-        found = _moved_result(target, verdict, job_id, tags_on(verdict, settings), store, settings, deadline)
+        found = _moved_result(target, verdict, job_id, tags_on(verdict, settings), store, settings, deadline,
+                              hashed_by)
         if found is not None and found.check.verdict is Verdict.ERROR:
             unsure = unsure or found
         elif found is not None:
@@ -149,14 +153,14 @@ def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settin
 
 
 def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool, store: Mover,
-                  settings: Settings, deadline: Deadline) -> ObjectResult | None:
+                  settings: Settings, deadline: Deadline, hashed_by: HashedBy | None = None) -> ObjectResult | None:
     dest = destination_for(target, verdict, job_id, settings)
     existing: dict[str, str] | None = None
     try:
         existing = retrying(lambda: store.tags(dest), deadline)
         if existing is None or not moved_by(job_id, existing, _template(verdict, settings)):
             return None  # nothing there, or another job's object (its tags and bytes are left alone)
-        found = _recognised(target, dest, verdict, job_id, existing, store, settings, deadline)
+        found = _recognised(target, dest, verdict, job_id, existing, store, settings, deadline, hashed_by)
     except (TransientError, StorageError) as exc:
         found = Check(target, Verdict.ERROR, Method.NONE, str(exc))
     if found is None:
@@ -178,13 +182,15 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
 
 
 def _recognised(target: OutputObject, dest: OutputObject, verdict: Verdict, job_id: str, tags: Mapping[str, str],
-                store: Mover, settings: Settings, deadline: Deadline) -> Check | None:
+                store: Mover, settings: Settings, deadline: Deadline,
+                hashed_by: HashedBy | None = None) -> Check | None:
     """The destination's check when it holds this job's earlier move with that verdict, an `error` check
     when that cannot be told, None when it does not.
 
     Its bytes are not read when something else says it: our tags for this job and verdict (written on the
-    copy only once it was confirmed to hold the checked bytes), or the job's audit report recording the move
-    with the ETag the copy has. Else the verified copy must hash to CI's MD5 (its ETag may say so), the
+    copy only once it was confirmed to hold the checked bytes), the job's audit report recording the move
+    with the ETag the copy has, or (VERIFY_MODE=server) the FileHashCode job the copy's tags name, whose MD5
+    CI reports for this job's output. Else the verified copy must hash to CI's MD5 (its ETag may say so), the
     quarantined one to anything else."""
     if tags.get(JOB_TAG) == job_id and tags.get(VERIFY_TAG) == verdict.value:
         state = retrying(lambda: store.head(dest), deadline)
@@ -197,6 +203,12 @@ def _recognised(target: OutputObject, dest: OutputObject, verdict: Verdict, job_
         if state.etag == _reported_move(target, dest, verdict, job_id, settings.report_prefix, store, deadline):
             return Check(target, verdict, Method.NONE,
                          f"moved by an earlier delivery: the job's audit report names {dest.key} and its ETag", state)
+    hashed = hashed_by(tags) if hashed_by is not None and tags.get(JOB_TAG) == job_id else None
+    if hashed is not None and (hashed == target.expected_md5) is (verdict is Verdict.VERIFIED):
+        state = retrying(lambda: store.head(dest), deadline)
+        return None if state is None else Check(
+            target, verdict, Method.NONE, f"moved by an earlier delivery: CI hashed the output to {hashed} (the "
+            f"FileHashCode job its tags at {dest.key} name)", state, hashed)
     probe = OutputObject(dest.bucket, dest.region, dest.key, target.expected_md5)
     found = check_object(probe, store, "auto" if verdict is Verdict.VERIFIED else "full", None, deadline)
     if found.verdict is Verdict.ERROR:

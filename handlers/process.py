@@ -100,7 +100,9 @@ class Processor:
         else:
             check = check_object(target, store, settings.verify_mode, end, deadline)
         if check.verdict is Verdict.MISSING and target.expected_md5 is not None:
-            moved = find_moved(target, job.job_id, store, settings, deadline)
+            server = settings.verify_mode == "server" or hashed is not None
+            hashed_by = self.server_hash().hashed_by(job, target, deadline, hashed) if server else None
+            moved = find_moved(target, job.job_id, store, settings, deadline, hashed_by)
             if moved is not None:
                 return moved  # an earlier delivery moved it: report what that delivery did
         return self._act(check, job.job_id, _result_of(tags), store, deadline)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import partial
@@ -36,7 +36,7 @@ from urllib.parse import quote, unquote
 
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-from handlers import log
+from handlers import exchange, log
 from handlers.actions import without_ours
 from handlers.audit import STATE_PREFIX
 from handlers.ci import CiUnavailable, JobNotConfirmed, ci_call
@@ -174,6 +174,8 @@ class CiHashing:
                 Bucket=target.bucket, Key=target.key, Type="md5", AddToHeader=False)
         except CosClientError as exc:
             raise TransientError(f"{where}: {exc}") from None
+        except exchange.BROKEN_ANSWER as exc:  # the SDK reads and parses the streamed answer after the exchange
+            raise TransientError(f"{where}: the answer could not be read: {type(exc).__name__}: {exc}") from None
         except CosServiceError as exc:
             status, code = exc.get_status_code(), exc.get_error_code() or ""
             message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
@@ -362,6 +364,21 @@ class ServerHash:
         if found is not None and ticket is not None and ticket.job_id == job.job_id:
             yield found
 
+    def hashed_by(self, job: Job, target: OutputObject, deadline: Deadline,
+                  hashed: FileJob | None = None) -> Callable[[Mapping[str, str]], str | None]:
+        """For a copy an earlier delivery moved (handlers/moves.py): CI's MD5 of the output, when the copy's
+        tags say it is this job's and name the FileHashCode job that hashed it, and CI's account of that job
+        (`hashed` when it is the one whose callback this is) names this job and key. So a move whose action
+        wrote no verdict tag is known without reading the copy's bytes. Raises TransientError, StorageError."""
+        def md5_of(tags: Mapping[str, str]) -> str | None:
+            hash_job = tags.get(HASH_JOB_TAG)
+            if not hash_job or tags.get(JOB_TAG) != job.job_id:
+                return None
+            found = hashed if hashed is not None and hashed.job_id == hash_job else self._find(
+                target, hash_job, deadline)
+            return _md5_for(job, target, found)
+        return md5_of
+
     def _find(self, target: OutputObject, hash_job: str, deadline: Deadline) -> FileJob | None:
         """CI's account of a file job this function started on this object; None when CI does not know it, or
         it hashes another object."""
@@ -456,6 +473,16 @@ def _by_file_job(job: Job, target: OutputObject, state: ObjectState, found: File
     log.warning("CI's FileHashCode job did not hash the object", jobId=job.job_id, hashJobId=found.job_id,
                 state=found.state, reason=found.message)
     return None
+
+
+def _md5_for(job: Job, target: OutputObject, found: FileJob | None) -> str | None:
+    """The MD5 CI computed in a finished file job this function started for `job`'s output `target`."""
+    ticket = decode(found.user_data) if found is not None else None
+    if found is None or ticket is None or ticket.job_id != job.job_id or not ticket.names(target.key):
+        return None
+    if found.bucket not in ("", target.bucket) or found.state != "Success" or len(found.md5) != 32:
+        return None
+    return found.md5 if not found.etag or found.etag == ticket.etag else None
 
 
 def _hashes_version(found: FileJob, state: ObjectState) -> bool:

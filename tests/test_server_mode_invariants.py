@@ -156,6 +156,35 @@ def test_an_earlier_move_that_cannot_be_confirmed_is_an_error_never_missing(emul
     assert (status, obj["verdict"]) == (503, "error") and "Retry-After" in headers
 
 
+def test_a_quarantine_by_move_alone_is_recognised_by_its_hash_job_without_reading_it(emulator, make_app, posted):
+    """Red team D2: with ACTION_FAILED=move (no verdict tag on the copy) and no REPORT_PREFIX, only the copy's
+    `ci-job` and `ci-hash-job` tags say whose move it was; a replay hashed the quarantined copy inside the
+    function, and answered 503 for as long as that copy could not be read. Failed before the fix: (503, error)
+    on the replay of the hash callback. Now the file job the copy names is asked for: its ticket names this job
+    and key, and its MD5 decides."""
+    refuse_sync_hash(emulator)
+    put_output(emulator)
+    body = job_xml({"out/big.wav": md5(b"what CI wrote")}, [])
+    app = server_app(make_app, ACTION_FAILED="move", ACTION_VERIFIED="tag")
+    assert invoke(app, http_event(body))[1]["jobs"][0]["outcome"] == "pending"
+    emulator.wait_for_file_jobs()
+    big = posted.pop()
+    status, result, _ = deliver(app, big)
+    obj = result["jobs"][0]["objects"][0]
+    assert (status, obj["verdict"], obj["actions"]) == (200, "mismatch", ["moved:quarantine/out/big.wav"])
+    copy_tags = emulator.tags(BUCKET, "quarantine/out/big.wav")
+    assert VERIFY_TAG not in copy_tags and copy_tags[JOB_TAG] == JOB and copy_tags[HASH_JOB_TAG]
+
+    emulator.add_fault(method="GET", key="quarantine/out/big.wav", query="!", status=503, times=None)
+    emulator.clear_requests()
+    for replay in (lambda: deliver(app, big), lambda: invoke(app, http_event(body))):  # hash callback, media's
+        status, result, _ = replay()
+        obj = result["jobs"][0]["objects"][0]
+        assert (status, obj["verdict"], obj["actions"]) == (200, "mismatch", ["moved:quarantine/out/big.wav"]), obj
+    assert object_reads(emulator) == [] and output_writes(emulator) == []
+    assert emulator.tags(BUCKET, "quarantine/out/big.wav") == copy_tags and emulator.file_jobs_created == 1
+
+
 # --- 2. the hash jobs per object version are bounded ---------------------------------------------------
 
 @pytest.mark.parametrize("actions", [{}, {"ACTION_VERIFIED": "move", "ACTION_FAILED": "move"}],
