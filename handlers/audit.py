@@ -90,10 +90,22 @@ def _stands(earlier: Entry | None, entry: Entry, partial_result: bool) -> bool:
     return partial_result and entry.get("verdict") == "superseded"
 
 
+def _carried(earlier: Entry | None, entry: Entry) -> Entry:
+    """`entry`, with the earlier entry's `sourceEtag` when both are final verdicts about the same copy (pure).
+    A replay that recognises an earlier move knows only the copy (the source is gone): without the version
+    the move checked, a late `pending` entry naming it would no longer be seen as about that version."""
+    if (earlier is None or "sourceEtag" in entry or not earlier.get("sourceEtag")
+            or entry.get("verdict") not in FINAL_VERDICTS or earlier.get("verdict") not in FINAL_VERDICTS
+            or not entry.get("etag") or entry.get("etag") != earlier.get("etag")):
+        return entry
+    return {**entry, "sourceEtag": earlier["sourceEtag"]}
+
+
 def merged_report(earlier: bytes | None, update: bytes, partial_result: bool = True) -> bytes:
     """The report to write over `earlier` (pure). A partial result (a FileHashCode callback's) puts its objects
     in place of their earlier entries and keeps the others; a whole one (the media job's) names every output,
-    each replaced by its earlier entry where that stands. The outcome is then the whole job's."""
+    each replaced by its earlier entry where that stands. The outcome is then the whole job's. An entry about
+    a moved copy keeps the `sourceEtag` an earlier entry about that copy named (`_carried`)."""
     fresh = json.loads(update)
     before = _objects(earlier, fresh.get("jobId"))
     if before is None:
@@ -105,7 +117,8 @@ def merged_report(earlier: bytes | None, update: bytes, partial_result: bool = T
         if _stands(before.get(place), entry, partial_result):
             entries[place], kept = before[place], True
         else:
-            entries[place] = entry
+            entries[place] = _carried(before.get(place), entry)
+            kept = kept or entries[place] is not entry
     if not partial_result and not kept:
         return update  # nothing earlier stands: the job's own account, outcome and all (a failed job too)
     objects = list(entries.values())
@@ -129,11 +142,18 @@ def overwritten(current: bytes | None, update: bytes) -> bool:
     return False
 
 
-def _write(store: Writer, where: OutputObject, body: bytes, partial_result: bool, merge: bool) -> None:
-    """One write, reading what it may have to keep right before it (again on every retry)."""
+def _write(store: Writer, where: OutputObject, body: bytes, partial_result: bool, merge: bool) -> bytes:
+    """One write, reading what it may have to keep right before it (again on every retry); returns what it wrote."""
     if merge:
         body = merged_report(store.get_bytes(where), body, partial_result)
     store.put_bytes(where, body, CONTENT_TYPE)
+    return body
+
+
+def _recognised_move(result: JobResult) -> bool:
+    """Whether an object's entry names a move this invocation did not make (a replay recognised it): only the
+    earlier report knows the version that move checked (its `sourceEtag`)."""
+    return any(not o.moved_etag and any(a.startswith("moved:") for a in o.actions) for o in result.objects)
 
 
 def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline: Deadline,
@@ -149,7 +169,8 @@ def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline
     being applied: about one round trip and a PUT; longer for a PUT that COS applies after it was given up on,
     README's residual windows). A's entry then stays as B wrote it (`pending`, or absent) though the tags are
     final, until a replay of the job's callback writes the report again. A whole report with nothing pending never
-    reads (nothing earlier can stand against it): no request is added outside server mode."""
+    reads (nothing earlier can stand against it) unless it names a move a replay recognised (`_recognised_move`):
+    no request is added outside server mode but that."""
     problems = []
     finished = time.time()
     for result in results:
@@ -157,11 +178,12 @@ def write_reports(results: list[JobResult], prefix: str, store: Writer, deadline
         if where is None:
             continue
         body = report_body(result, request_id, started, finished)
-        merge = result.partial or any(o.check.verdict is Verdict.PENDING for o in result.objects)
+        merge = (result.partial or any(o.check.verdict is Verdict.PENDING for o in result.objects)
+                 or _recognised_move(result))
         write = partial(_write, store, where, body, result.partial, merge)
         try:
-            retrying(write, deadline)
-            if merge and overwritten(retrying(partial(store.get_bytes, where), deadline), body):
+            written = retrying(write, deadline)
+            if merge and overwritten(retrying(partial(store.get_bytes, where), deadline), written):
                 retrying(write, deadline)
         except (TransientError, StorageError) as exc:
             problems.append(f"the audit report {where.bucket}/{where.key} was not written: {exc}")

@@ -215,3 +215,58 @@ def test_a_partial_result_never_turns_a_final_verdict_pending_and_a_job_without_
     assert merged(earlier, report("pending", ("out/big.wav", "pending", "e9-16")), partial=True)["outcome"] == "pending"
     failed_job = report("failed-job", code="InternalError")
     assert merged(earlier, failed_job, partial=False) == json.loads(failed_job)
+
+
+def test_a_final_entry_about_the_same_copy_keeps_the_version_the_move_checked():
+    """Red team D4, the merge: a replay's entry names only the copy; the earlier one's `sourceEtag` stays."""
+    moved = json.loads(report("verified", ("out/big.wav", "verified", "copy-3")))
+    moved["objects"][0]["sourceEtag"] = "e1-4"
+    replay = report("verified", ("out/big.wav", "verified", "copy-3"))
+    for partial in (True, False):
+        assert merged(json.dumps(moved).encode(), replay, partial)["objects"][0]["sourceEtag"] == "e1-4"
+    # Another copy (a later version moved): nothing is carried.
+    for partial in (True, False):
+        assert "sourceEtag" not in merged(json.dumps(moved).encode(),
+                                          report("verified", ("out/big.wav", "verified", "copy2-3")), partial)[
+                                              "objects"][0]
+
+
+# --- a replay that recognises an earlier move keeps the version it checked (red team D4) -------------------
+
+@pytest.mark.parametrize("replay", ["hash-callback", "media-callback"])
+def test_a_late_pending_entry_never_replaces_a_final_one_after_a_replay_recognised_the_move(emulator, make_app,
+                                                                                            posted, replay):
+    """Red team D4. A: the media job's callback, its report read held 3 s. B: the FileHashCode callback verifies
+    the output and moves it, copied in parts (the copy has another ETag; B's entry names the source's as
+    `sourceEtag`). C: CI delivers B again (or the media job's callback again): C recognises the earlier move
+    and writes the entry with the copy's ETag only. Then A's read returns and A writes `out/big.wav` `pending`
+    for the source's ETag. Failed before the fix: C's entry had lost `sourceEtag`, so A's `pending` no longer
+    matched the final entry and replaced it (report `pending` while the copy is tagged `verified`)."""
+    data = b"voice track " * 200_000
+    emulator.add_fault(method="GET", query="ci-process", status=400, code="InvalidArgument", times=None)
+    emulator.put_object(BUCKET, "out/big.wav", data, part_size=600_000)  # 4 parts; the copy will have 3
+    body = job_xml({"out/big.wav": md5(data)}, [])
+    env = server_env(ACTION_VERIFIED="tag,move", MULTIPART_COPY_THRESHOLD_MB="2", COPY_PART_MB="1")
+    slow = emulator.add_fault(method="GET", key=REPORT, delay=3.0, times=1)
+    media = Invocation(make_app(**env), body)  # A
+    media.start()
+    wait_until(lambda: slow.hits == 1 and posted)
+    hashed = posted.pop()
+    app = make_app(**env)
+    status, answer, _ = invoke(app, http_event(hashed.body, hashed.content_type))  # B
+    obj = answer["jobs"][0]["objects"][0]
+    assert (status, obj["verdict"], obj["actions"]) == (200, "verified", ["tagged", "moved:verified/out/big.wav"])
+    copy_etag = emulator.object_info(BUCKET, "verified/out/big.wav")["etag"]
+    (after_b,) = json.loads(emulator.object_bytes(BUCKET, REPORT))["objects"]
+    assert after_b["etag"] == copy_etag and after_b["sourceEtag"] not in ("", copy_etag)  # as staged
+    replayed = http_event(hashed.body, hashed.content_type) if replay == "hash-callback" else http_event(body)
+    status, answer, _ = invoke(app, replayed)  # C
+    assert (status, answer["jobs"][0]["objects"][0]["verdict"]) == (200, "verified")
+    media.join(30)
+    assert media.answer is not None and media.answer[1]["jobs"][0]["objects"][0]["verdict"] == "pending"
+
+    report = json.loads(emulator.object_bytes(BUCKET, REPORT))
+    (entry,) = report["objects"]
+    assert (entry["verdict"], entry["etag"], report["outcome"]) == ("verified", copy_etag, "verified"), report
+    assert emulator.tags(BUCKET, "verified/out/big.wav")[VERIFY_TAG] == "verified"
+    assert report_exit_code(emulator) == 0
