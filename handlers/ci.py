@@ -18,7 +18,7 @@ from typing import Any
 
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
-from handlers import log
+from handlers import exchange, log
 from handlers.callback import all_outputs, output_objects
 from handlers.cos import Clients
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
@@ -309,12 +309,16 @@ def _created(node: Any) -> datetime | None:
 
 def ci_call(where: str, request: Callable[[], Any], role_actions: str) -> Any:
     """The SDK's answer to a CI request; None for a 404 (CI knows no such bucket or job).
-    Failures are sorted into kinds: TransientError (network, 429, 5xx) or StorageError, which
-    names the CAM actions (`role_actions`) the execution role needs when CI answers 403."""
+    Failures are sorted into kinds: TransientError (network, 429, 5xx, an answer cut or broken
+    off, which the SDK may read and parse after the exchange: exchange.BROKEN_ANSWER) or
+    StorageError, which names the CAM actions (`role_actions`) the execution role needs when
+    CI answers 403."""
     try:
         return request()
     except CosClientError as exc:
         raise TransientError(f"{where}: {exc.get_message() if hasattr(exc, 'get_message') else exc}") from None
+    except exchange.BROKEN_ANSWER as exc:
+        raise TransientError(f"{where}: the answer could not be read: {type(exc).__name__}: {exc}") from None
     except CosServiceError as exc:
         status, code = exc.get_status_code(), exc.get_error_code() or ""
         if status == 404:

@@ -45,7 +45,10 @@ logging.getLogger("qcloud_cos").setLevel(logging.CRITICAL)
 class Clients:
     """COS and CI clients per region, sharing one connection pool sized for our concurrency.
     Each request is bounded as a whole (handlers/exchange.py): COS_TIMEOUT_SECONDS for the
-    exchange, never past the invocation's deadline, which alone bounds a streamed body."""
+    exchange, never past the invocation's deadline. An object's content read for its hash
+    (`content=True`) is the one answer whose body the deadline alone bounds; every other, the
+    SDK's streamed ones included (an audit report, the synchronous filehash), is cut at
+    COS_TIMEOUT_SECONDS like a HEAD."""
 
     def __init__(self, settings: Settings):
         self._settings = settings
@@ -58,19 +61,20 @@ class Clients:
         self._clients: dict[tuple[str, str, exchange.Limit], CosS3Client] = {}
         self._lock = threading.Lock()
 
-    def cos(self, region: str, deadline: Deadline | None = None) -> CosS3Client:
-        return self._client("cos", region, self._limit(deadline))
+    def cos(self, region: str, deadline: Deadline | None = None, content: bool = False) -> CosS3Client:
+        return self._client("cos", region, self._limit(deadline, content))
 
     def ci(self, region: str, deadline: Deadline | None = None) -> CosS3Client:
         return self._client("ci", region, self._limit(deadline))
 
-    def _limit(self, deadline: Deadline | None) -> exchange.Limit:
-        """COS_TIMEOUT_SECONDS for each exchange, and never past the deadline: no request outlives it."""
+    def _limit(self, deadline: Deadline | None, content: bool = False) -> exchange.Limit:
+        """COS_TIMEOUT_SECONDS for each exchange, and never past the deadline: no request outlives
+        it. `content`: the body may stream until the deadline (exchange.Limit)."""
         if deadline is None:
             return exchange.Limit(self._settings.cos_timeout)
         if deadline.remaining() < MIN_ATTEMPT_SECONDS:
             raise TransientError("the invocation's time is up; nothing more was sent")
-        return exchange.Limit(self._settings.cos_timeout, deadline.at)
+        return exchange.Limit(self._settings.cos_timeout, deadline.at, content)
 
     def _client(self, service: str, region: str, limit: exchange.Limit) -> CosS3Client:
         # The SDK fixes a client's timeout (the limit the adapter applies) at construction;
@@ -127,6 +131,11 @@ class ObjectStore:
     def _cos(self, region: str) -> CosS3Client:
         return self._clients.cos(region, self._deadline)
 
+    def _content_cos(self, region: str) -> CosS3Client:
+        """For an output's content, streamed through MD5: its body may read until the deadline
+        (every other answer, the function's own records included, within COS_TIMEOUT_SECONDS)."""
+        return self._clients.cos(region, self._deadline, content=True)
+
     def head(self, target: OutputObject) -> ObjectState | None:
         try:
             headers = self._cos(target.region).head_object(Bucket=target.bucket, Key=target.key)
@@ -148,7 +157,7 @@ class ObjectStore:
 
     def _streamed_md5(self, target: OutputObject, etag: str) -> str:
         try:
-            response = self._cos(target.region).get_object(
+            response = self._content_cos(target.region).get_object(
                 Bucket=target.bucket, Key=target.key, IfMatch=f'"{etag}"')
         except (CosServiceError, CosClientError) as exc:
             if _status(exc) in (404, 412):
@@ -190,7 +199,7 @@ class ObjectStore:
         bytes already hashed belong to another version."""
         where = f"GET {target.bucket}/{target.key} bytes {first}-{last}"
         try:
-            response = self._cos(target.region).get_object(
+            response = self._content_cos(target.region).get_object(
                 Bucket=target.bucket, Key=target.key, Range=f"bytes={first}-{last}", IfMatch=f'"{etag}"')
         except (CosServiceError, CosClientError) as exc:
             if _status(exc) in (404, 412):
@@ -292,7 +301,8 @@ class ObjectStore:
             raise
 
     def get_bytes(self, target: OutputObject) -> bytes | None:
-        """A small object of the function's own (an audit report) whole; None when there is none."""
+        """A small object of the function's own (an audit report) whole; None when there is none.
+        Its body is read within COS_TIMEOUT_SECONDS, like any answer but an output's content."""
         try:
             response = self._cos(target.region).get_object(Bucket=target.bucket, Key=target.key)
         except (CosServiceError, CosClientError) as exc:

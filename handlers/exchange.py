@@ -9,8 +9,14 @@ the whole exchange: when it passes, one watchdog thread shuts the connection's s
 blocked read returns at once, and the caller gets `ExchangeTimeout` (a requests Timeout).
 
 `timeout` may be a number (seconds for everything, a streamed body included) or a `Limit`,
-which adds the invocation's deadline: a streamed body (a content hash reads for minutes) may
-then read until that deadline, but no longer, however slowly it comes.
+which adds the invocation's deadline. A streamed answer is bounded like any other, its body
+included, unless its Limit says `content`: an object's content read for its hash (minutes for
+a big one) may then read until that deadline, but no longer, however slowly it comes. The
+caller says so, explicitly (cos.ObjectStore's content GETs): an SDK streams small answers too
+(the synchronous filehash, an audit report), and those get no more time than a HEAD.
+
+`BROKEN_ANSWER` is what an answer read after the exchange (as the SDKs do) raises when it was
+cut or broke off: a requests or urllib3 error, a socket's, or the XML parser's on what arrived.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from typing import Any
+from xml.etree.ElementTree import ParseError
 
 import requests
 import urllib3
@@ -40,15 +47,23 @@ STREAM_GRACE_SECONDS = 0.5
 _POLL_SECONDS = 0.05
 _CONNECT_SLACK_SECONDS = 0.5
 
+# What reading and parsing a cut or broken answer raises outside the exchange: the SDK reads a
+# streamed answer (`rt.content`) and parses its XML after the adapter has returned it. Callers
+# sort these with the network's failures: worth trying again.
+BROKEN_ANSWER: tuple[type[BaseException], ...] = (
+    ParseError, requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+
 
 @dataclass(frozen=True)
 class Limit:
     """A requests `timeout=` for a BoundedAdapter: at most `seconds` for the exchange (status
-    line, headers and, unless streamed, the body), never past `until` (a time.monotonic()
-    value: the invocation's deadline), which also bounds a streamed body."""
+    line, headers and body, streamed or not), never past `until` (a time.monotonic() value: the
+    invocation's deadline). `content`: the answer is an object's content, streamed to be hashed;
+    its body alone may read past `seconds`, until `until` (it has no bound but that)."""
 
     seconds: float
     until: float | None = None
+    content: bool = False
 
 
 class ExchangeTimeout(requests.exceptions.ReadTimeout):
@@ -252,8 +267,13 @@ class BoundedAdapter(HTTPAdapter):
         finally:
             _pending.watch = None
         if stream and not self._read_body:
-            if limit.until is not None:
+            if watch.fired:  # cut in its headers: http.client takes the end of the socket for their end
+                _WATCHDOG.disarm(watch)
+                response.close()
+                raise ExchangeTimeout(_cut(ends - started), request=request)
+            if limit.content and limit.until is not None:
                 _WATCHDOG.postpone(watch, limit.until + STREAM_GRACE_SECONDS)
+            # Any other streamed body is read by the caller within the exchange's own time.
             return response  # disarmed when the connection goes back to the pool
         try:
             response.content  # noqa: B018  # read here, within the watch

@@ -17,6 +17,7 @@ import time
 from typing import Any
 
 import pytest
+import xmltodict
 
 from handlers.app import App
 from localcloud.samples import ci_jobs
@@ -24,6 +25,14 @@ from localcloud.scf import ScfEmulator
 from localcloud.webhook import WebhookReceiver
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, http_event, invoke, md5
 from tests.samples import BUCKET, REGION, job_xml
+from tests.test_server_mode_invariants import DATA as DATA_2M  # VERIFY_MODE=server's output, 2.4 MB in parts
+from tests.test_server_mode_invariants import (
+    output_writes,
+    posted,  # noqa: F401  (a fixture)
+    put_output,
+    refuse_sync_hash,
+    server_app,
+)
 
 PAUSE = 0.2  # seconds between the bytes a trickling server sends: each read is answered in time
 TIME_LIMIT_MS = 4000
@@ -119,6 +128,97 @@ def test_ci_trickling_its_headers_is_503_within_the_deadline(emulator, make_app)
     assert status == 503 and headers["Retry-After"] == "30"
     assert "CI's job API did not answer" in answer["error"]
     assert fault.hits >= 1 and [r for r in emulator.requests if r.service == "cos"] == []
+
+
+# --- only an object's content is read until the deadline; every other answer within COS_TIMEOUT_SECONDS --
+
+def test_a_content_hash_may_read_past_cos_timeout_until_the_deadline(emulator, make_app):
+    """The one answer the deadline alone bounds: an output's body streamed through MD5. It came
+    slowly (about 2.4 s, a byte every PAUSE seconds) with COS_TIMEOUT_SECONDS=1 and is verified."""
+    data = b"twelve bytes"
+    body = one_output(emulator, data=data, part_size=4)  # a multipart ETag: only the content decides
+    fault = emulator.add_fault(method="GET", key="out/a.mp3", query="!", trickle_body=PAUSE, times=None)
+    status, answer, _, elapsed = within_time_limit(make_app(COS_TIMEOUT_SECONDS="1"), body, 6000)
+    obj = answer["jobs"][0]["objects"][0]
+    assert status == 200 and obj["verdict"] == "verified" and obj["method"] == "content"
+    assert fault.hits == 1 and elapsed > len(data) * PAUSE - 0.5
+
+
+@pytest.mark.parametrize("fault", [{"trickle": PAUSE}, {"reset": True}, {"trickle_body": PAUSE}],
+                         ids=["trickled-head", "reset", "trickled-body"])
+def test_a_sync_filehash_answer_that_breaks_off_or_trickles_is_a_retry_not_a_crash(emulator, make_app, fault):
+    """Red-team finding (D6): the SDK's file_hash streams its answer, then reads it and parses the
+    XML outside the exchange; an answer cut (by the deadline's watch, or a reset) reached
+    xml_to_dict empty, and its ParseError escaped CiHashing.sync_md5: the invocation answered 500
+    (`xml.etree.ElementTree.ParseError: no element found`) instead of 503 with the object in error."""
+    put_output(emulator)
+    emulator.add_fault(method="GET", query="ci-process", times=None, **fault)
+    status, answer, headers, _ = within_time_limit(server_app(make_app), job_xml({"out/big.wav": md5(DATA_2M)}, []))
+    assert status == 503 and headers["Retry-After"] == "30", (status, answer)
+    assert answer["jobs"][0]["objects"][0]["verdict"] == "error"
+    assert output_writes(emulator) == []
+
+
+def test_a_trickling_sync_filehash_answer_is_cut_at_cos_timeout_not_the_deadline(emulator, make_app):
+    """Red-team finding (D6): the filehash answer is streamed by the SDK, and the adapter let every
+    streamed answer read until the deadline (+0.5 s): with COS_TIMEOUT_SECONDS=1 and a 10 s limit
+    one trickling answer held the invocation about 9.5 s (and then crashed it, 500). Now each try
+    is cut at 1 s: the tries (with their back-off) end the invocation long before its limit."""
+    put_output(emulator)
+    fault = emulator.add_fault(method="GET", query="ci-process", trickle_body=PAUSE, times=None)
+    app = server_app(make_app, COS_TIMEOUT_SECONDS="1")
+    status, answer, _, elapsed = within_time_limit(app, job_xml({"out/big.wav": md5(DATA_2M)}, []), 10000)
+    assert status == 503 and answer["jobs"][0]["objects"][0]["verdict"] == "error", (status, answer)
+    assert fault.hits >= 2, "one answer took the whole invocation"
+    assert elapsed < fault.hits * 1.0 + 3, f"{fault.hits} filehash answers took {elapsed:.1f} s (COS_TIMEOUT_SECONDS=1)"
+
+
+def test_a_trickling_report_read_is_cut_at_cos_timeout_not_the_deadline(emulator, make_app, posted):  # noqa: F811
+    """Red-team finding (D7): the audit report read before a merge (ObjectStore.get_bytes, also the
+    hash-jobs record) is a small answer of the function's own, streamed by the SDK, and was bounded
+    by the deadline alone: with COS_TIMEOUT_SECONDS=1 one trickling read held a 12 s invocation
+    11.5 s. Now each try is cut at 1 s, and the report is given up well inside the limit."""
+    refuse_sync_hash(emulator)
+    put_output(emulator)
+    app = server_app(make_app, REPORT_PREFIX="reports/", COS_TIMEOUT_SECONDS="1")
+    first = invoke(app, http_event(job_xml({"out/big.wav": md5(b"what CI wrote")}, [])))
+    assert first[1]["jobs"][0]["outcome"] == "pending"
+    emulator.wait_for_file_jobs()
+    fault = emulator.add_fault(method="GET", key=f"reports/{JOB}.json", trickle_body=PAUSE, times=None)
+    callback = posted.pop()
+    started = time.monotonic()
+    result = app.handle(http_event(callback.body, callback.content_type) | {"queryString": {"token": "test-token"}},
+                        {"request_id": "r", "time_limit_in_ms": 12000})
+    elapsed = time.monotonic() - started
+    answer = json.loads(result["body"])
+    assert answer["jobs"][0]["objects"][0]["verdict"] == "mismatch"  # decided; only the report is not written
+    assert any("was not written" in problem for problem in answer["problems"])
+    assert 1 <= fault.hits <= 4
+    assert elapsed < fault.hits * 1.0 + 2.5, f"{fault.hits} report reads took {elapsed:.1f} s (COS_TIMEOUT_SECONDS=1)"
+
+
+@pytest.mark.parametrize("fault", [{"trickle": PAUSE}, {"trickle_body": PAUSE}], ids=["head", "body"])
+def test_a_file_job_api_trickling_its_answer_is_a_bounded_retry(emulator, make_app, fault):
+    """CI's file-job calls (POST /file_jobs) trickling their answer: each is cut within the limit, 503."""
+    refuse_sync_hash(emulator)
+    put_output(emulator)
+    emulator.add_fault(service="ci", times=None, **fault)
+    status, answer, _, _ = within_time_limit(server_app(make_app), job_xml({"out/big.wav": md5(DATA_2M)}, []))
+    assert status == 503, (status, answer)
+    assert [r for r in output_writes(emulator) if r.service == "cos"] == []  # no pending tag
+
+
+def test_ci_describe_trickling_its_body_is_cut_at_cos_timeout(emulator, make_app):
+    """DescribeMediaJob's answer trickling its body, with COS_TIMEOUT_SECONDS=1 and a 10 s limit:
+    each try is cut at 1 s."""
+    put_output(emulator)
+    body = job_xml({"out/big.wav": md5(DATA_2M)}, [])
+    emulator.register_job(BUCKET, xmltodict.parse(body)["Response"]["JobsDetail"])
+    fault = emulator.add_fault(service="ci", trickle_body=PAUSE, times=None)
+    status, answer, _, elapsed = within_time_limit(make_app(VERIFY_WITH_CI="true", COS_TIMEOUT_SECONDS="1"),
+                                                   body, 10000)
+    assert status == 503 and "CI's job API did not answer" in answer["error"], (status, answer)
+    assert elapsed / fault.hits < 1.6, f"{fault.hits} CI answers took {elapsed:.1f} s (COS_TIMEOUT_SECONDS=1)"
 
 
 # --- SCF's Invoke (DISPATCH=async) ------------------------------------------------------------
