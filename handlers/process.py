@@ -111,21 +111,44 @@ class Processor:
              deadline: Deadline) -> ObjectResult:
         settings = self._settings
         if movable(check.verdict, settings):
-            return move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
+            moved = move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
+            if moved.error and _hashed_while_pending(check, job_id, read_tags):
+                # The move did not happen (a destination with other bytes blocks it for good) but the hash is
+                # over: the source must not keep announcing it. Its verdict replaces `pending` where the action
+                # tags, else `pending` comes off; the answer still reports the move's failure.
+                return _joined(moved, self._unpend(check, job_id, read_tags, store, deadline))
+            return moved
         if tags_on(check.verdict, settings):
             return tag(check, job_id, read_tags, store, deadline, beside=self._beside(deadline))
-        if check.verdict in SETTLED and check.state is not None and _pending_of(job_id, read_tags()):
+        if _hashed_while_pending(check, job_id, read_tags):
             # VERIFY_MODE=server tagged it `pending` while CI hashed it; the verdict's action writes no tag over
             # that, and `pending` must not outlive the hash it announced.
-            from handlers.serverhash import clear_pending
-            return clear_pending(check, job_id, store, deadline)
+            return self._unpend(check, job_id, read_tags, store, deadline)
         return ObjectResult(check)
 
+    def _unpend(self, check: Check, job_id: str, read_tags: TagReader, store: ObjectStore,
+                deadline: Deadline) -> ObjectResult:
+        """The object in place with our `pending` replaced by its verdict (the action tags), or taken off."""
+        if tags_on(check.verdict, self._settings):
+            return tag(check, job_id, read_tags, store, deadline, beside=self._beside(deadline))
+        from handlers.serverhash import clear_pending
+        return clear_pending(check, job_id, store, deadline)
 
     def _beside(self, deadline: Deadline) -> Beside:
         def start(read: Callable[[], R]) -> Callable[[], R]:
             return self._tag_reads.submit(retrying, read, deadline).result
         return start
+
+
+def _joined(failed: ObjectResult, after: ObjectResult) -> ObjectResult:
+    """A failed action's result with what was done after it; the first failure is the one reported."""
+    return ObjectResult(failed.check, actions=(*failed.actions, *after.actions), notes=(
+        *failed.notes, *after.notes, *([f"then: {after.error}"] if after.error else [])), error=failed.error)
+
+
+def _hashed_while_pending(check: Check, job_id: str, read_tags: TagReader) -> bool:
+    """Whether the object carries this job's `pending` and the hash it announced has decided the verdict."""
+    return check.verdict in SETTLED and check.state is not None and _pending_of(job_id, read_tags())
 
 
 def _pending_of(job_id: str, tags: dict[str, str] | None) -> bool:

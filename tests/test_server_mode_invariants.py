@@ -344,6 +344,31 @@ def test_a_verified_object_moved_without_tags_keeps_no_pending_tag(emulator, mak
     assert result["jobs"][0]["objects"][0]["actions"] == ["moved:verified/out/big.wav"]
 
 
+@pytest.mark.parametrize("verified", ["move", "tag,move"])
+def test_pending_comes_off_the_source_once_hashed_even_when_its_move_is_blocked(emulator, make_app, posted,
+                                                                                verified):
+    """Red team D5: the hash is done (verified), but the move is refused because the destination holds other
+    bytes (never overwritten: no retry finishes it). Failed before the fix: the source kept `ci-verify=pending`
+    for good. Now `pending` comes off: replaced by the verdict when `tag` is in the action, else taken off
+    (`ci-job` and `ci-hash-job` stay)."""
+    refuse_sync_hash(emulator)
+    put_output(emulator)
+    emulator.put_object(BUCKET, "verified/out/big.wav", b"someone else's bytes")
+    body = job_xml({"out/big.wav": md5(DATA)}, [])
+    app = server_app(make_app, ACTION_VERIFIED=verified, ACTION_FAILED="tag")
+    assert invoke(app, http_event(body))[1]["jobs"][0]["outcome"] == "pending"
+    assert emulator.tags(BUCKET, "out/big.wav")[VERIFY_TAG] == "pending"
+    emulator.wait_for_file_jobs()
+    status, result, _ = deliver(app, posted.pop())
+    obj = result["jobs"][0]["objects"][0]
+    assert (status, obj["verdict"]) == (503, "verified") and "already exists with other bytes" in obj["reason"]
+    tags = emulator.tags(BUCKET, "out/big.wav")
+    assert tags.get(VERIFY_TAG) == ("verified" if "tag" in verified else None), tags
+    assert (tags[JOB_TAG], tags[HASH_JOB_TAG][:1]) == (JOB, "f")
+    assert emulator.object_bytes(BUCKET, "verified/out/big.wav") == b"someone else's bytes"
+    assert emulator.object_bytes(BUCKET, "out/big.wav") == DATA
+
+
 def test_a_verified_object_left_untagged_by_its_action_keeps_no_pending_tag(emulator, make_app, posted):
     """The same invariant where the verified object stays in place untagged (ACTION_VERIFIED=none)."""
     refuse_sync_hash(emulator)
