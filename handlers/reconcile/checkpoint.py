@@ -4,30 +4,38 @@ One small JSON object an operator can read and repair by hand, at
 `<REPORT_PREFIX or .ci-callback-verifier/>sweep/<QueueId>/<Tag>.checkpoint` in the swept bucket
 (the backfill keeps its own, `backfill/...`):
 
-    {"version": 1, "queueId": "p…", "tag": "VoiceSeparate",
-     "since": "2026-11-23T10:00:00+0000",            # the period it speaks for starts after this
-     "settledThrough": "2026-11-23T11:48:00+0000",   # every job created after `since` and at or before this is settled
-     "settled": {"j…": "2026-11-23T11:49:02+0000"},  # jobs created after settledThrough found settled
-     "handedOff": {"j…": {"created": "…", "until": "…", "invocation": "…"}},  # in a worker's hands until then
+    {"version": 2, "queueId": "p…", "tag": "VoiceSeparate",
+     "since": "2026-11-23T10:00:00+0000",           # the period it speaks for starts after this
+     "listedThrough": "2026-11-23T11:48:00+0000",   # every job created after `since` and at or before
+                                                    # this was listed, and is settled unless `held`
+     "held": {"j…": "2026-11-23T11:02:13+0000"},    # listed, not settled yet: unfinished, handed off,
+                                                    # left for lack of time, or its check failed
+     "settled": {"j…": "2026-11-23T11:49:02+0000"}, # jobs created after listedThrough found settled
+     "handedOff": {"j…": {"until": "…", "invocation": "…"}},  # held jobs a worker has, until then
+     "outputs": {"<bucket>/<key>": ["j…", "<created>"]},     # the newest job of the period per output
      "updatedAt": "…", "updatedBy": "<request id>", "lastTick": {...}}
 
-It only ever claims what a tick saw: a job is settled when its marker exists (handlers/reconcile/settled.py,
-never deleted) or CI lists it failed, cancelled or without outputs, so every claim stays true. That
-makes any checkpoint valid and two of them merge by taking the later `settledThrough` and the union of
-the rest: two ticks that overlap (SCF's timer is asynchronous) and both write lose at most the other's
-progress (its jobs are looked at again, one HEAD each), never a job. Deleting the object makes the
-next tick start again from the window; setting `settledThrough` back makes it look again from there.
+A tick lists from `listedThrough` on (CI lists a job by its CreationTime only, so the listing never
+goes back over what it read: a job that finishes long after it was created is held by id and looked
+at again by id, ten to a request of DescribeMediaJob) and looks at the held jobs again. A job
+settles when its marker exists (handlers/reconcile/settled.py, never deleted) or CI lists it
+failed, cancelled or without outputs, so every claim stays true: any checkpoint is valid, and two of
+them merge (a job is settled if either says so). Two ticks that overlap (SCF's timer is asynchronous)
+and both write lose at most the other's progress, never a job. A held job older than the window is
+given up and named in the tick's log (as the window always did; the backfill can still reach it).
+Deleting the object makes the next tick start again from the window; setting `listedThrough` back
+makes it list again from there; removing a job from `held` declares it settled.
 
-CI lists a job only by its CreationTime, and a job created at T may finish long after: so
-`settledThrough` never passes a job the tick saw unfinished or could not settle; it trails the oldest
-such job (at most RECONCILE_WINDOW_MINUTES: a job still unsettled then is given up and named in the
-tick's log, as the window always did) and the newest EDGE_SECONDS (a job CI has not shown yet).
+A job settled once is not looked at again, so a later job that writes one of its outputs again (its
+report would keep naming bytes that are gone) is caught through `outputs`: when the sweep lists a job
+writing a key an earlier job of the period wrote, it looks at the earlier one again (its output is
+then `superseded`). Writes by anyone but a CI job the sweep lists are not caught this way.
 Everything here is pure; the store adapter is at the end.
 """
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -36,19 +44,23 @@ from typing import Any, Protocol
 from handlers.deadline import Deadline, retrying
 from handlers.models import OutputObject
 
-VERSION = 1
+VERSION = 2
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"  # CI's own format: an operator can copy a job's CreationTime in
-# Jobs created this close to the tick may not be listed yet (CI's clock, its index): the checkpoint
-# keeps them as settled ids instead of moving past them.
+# Jobs created this close to the tick may not be listed yet (CI's clock, its index): the listing's
+# frontier stays this far behind, and the jobs past it found settled are kept by id.
 EDGE_SECONDS = 120
-# A bound on the ids kept; past it the ones nearest settledThrough are dropped (looked at again, one HEAD each).
+# Bounds on what is kept by id. Past MAX_HELD the listing stops going further (the held jobs are looked
+# at first); past the others the ones nearest listedThrough are dropped (looked at again: one request).
+MAX_HELD = 20_000
 MAX_SETTLED = 20_000
+MAX_OUTPUTS = 50_000
 SECOND = timedelta(seconds=1)
+
+Writer = tuple[str, datetime]  # (job id, CreationTime)
 
 
 @dataclass(frozen=True)
 class HandOff:
-    created: datetime
     until: datetime
     invocation: str = ""
 
@@ -56,9 +68,11 @@ class HandOff:
 @dataclass(frozen=True)
 class Checkpoint:
     since: datetime  # the period's start (exclusive): the sweep's window, or the backfill's --since
-    settled_through: datetime  # every job created in (since, settled_through] is settled
-    settled: Mapping[str, datetime] = field(default_factory=dict)  # job id -> CreationTime, after settled_through
-    handed_off: Mapping[str, HandOff] = field(default_factory=dict)
+    listed_through: datetime  # every job created in (since, listed_through] was listed
+    held: Mapping[str, datetime] = field(default_factory=dict)  # of those, not settled yet: id -> CreationTime
+    settled: Mapping[str, datetime] = field(default_factory=dict)  # after listed_through, settled
+    handed_off: Mapping[str, HandOff] = field(default_factory=dict)  # held jobs in a worker's hands
+    outputs: Mapping[str, Writer] = field(default_factory=dict)  # "<bucket>/<key>" -> its newest writer
     updated_at: datetime | None = None
     updated_by: str = ""
     last_tick: Mapping[str, Any] = field(default_factory=dict)
@@ -70,11 +84,12 @@ class Checkpoint:
 
 @dataclass
 class Observations:
-    """What one tick (or worker) learnt about the jobs it listed, by id: (CreationTime)."""
+    """What one tick learnt about the jobs it listed or looked at again, by id: (CreationTime)."""
 
     settled: dict[str, datetime] = field(default_factory=dict)
     unsettled: dict[str, datetime] = field(default_factory=dict)  # unfinished, failed to check, or left
     handed_off: dict[str, HandOff] = field(default_factory=dict)
+    outputs: dict[str, Writer] = field(default_factory=dict)
 
     def settle(self, job_id: str, created: datetime) -> None:
         self.unsettled.pop(job_id, None)
@@ -88,20 +103,12 @@ class Observations:
 
 # --- pure: the rules ----------------------------------------------------------------------------
 
-def covering(checkpoint: Checkpoint | None, since: datetime) -> Checkpoint:
-    """The checkpoint for a period starting after `since`: the stored one when it speaks for it,
-    moved up to `since` (what is older is outside the period); a fresh one when it starts later
-    than `since` (a backfill asked to go further back than before) or there is none."""
-    if checkpoint is None or checkpoint.since > since:
-        return Checkpoint.fresh(since)
-    return replace(checkpoint, since=since, settled_through=max(since, checkpoint.settled_through),
-                   settled=_kept(checkpoint.settled, max(since, checkpoint.settled_through)))
-
-
 def is_settled(checkpoint: Checkpoint, job_id: str, created: datetime | None) -> bool:
+    """What the checkpoint claims about a job (pure)."""
     if job_id in checkpoint.settled:
         return True
-    return created is not None and checkpoint.since < created <= checkpoint.settled_through
+    return (created is not None and checkpoint.since < created <= checkpoint.listed_through
+            and job_id not in checkpoint.held)
 
 
 def in_hands(checkpoint: Checkpoint, job_id: str, now: datetime) -> bool:
@@ -110,57 +117,93 @@ def in_hands(checkpoint: Checkpoint, job_id: str, now: datetime) -> bool:
     return handed is not None and handed.until > now
 
 
+def covering(checkpoint: Checkpoint | None, since: datetime) -> tuple[Checkpoint, list[str]]:
+    """The checkpoint for a period starting after `since`, and the held jobs it gives up (older than
+    `since`: outside the period). A stored checkpoint that starts later than `since` (a backfill asked
+    to go further back than before) does not speak for it: a fresh one does."""
+    if checkpoint is None or checkpoint.since > since:
+        return Checkpoint.fresh(since), []
+    through = max(since, checkpoint.listed_through)
+    given_up = sorted(i for i, c in checkpoint.held.items() if c <= since)
+    return replace(checkpoint, since=since, listed_through=through,
+                   held={i: c for i, c in checkpoint.held.items() if c > since},
+                   settled=_after(checkpoint.settled, through, MAX_SETTLED),
+                   handed_off={i: h for i, h in checkpoint.handed_off.items() if i in checkpoint.held},
+                   outputs=_writers(checkpoint.outputs, {}, since)), given_up
+
+
 def frontier(listed_all: bool, last_created: datetime | None, start: datetime, end: datetime,
              now: datetime) -> datetime:
     """The newest CreationTime up to which the listing saw every job (pure): the end of a listing that
     reached it, less EDGE_SECONDS; else the second before the last job listed (its second may hold more);
     else where it started."""
     if listed_all:
-        return max(start, min(end, now - timedelta(seconds=EDGE_SECONDS)))
+        return max(start, min(end - SECOND, now - timedelta(seconds=EDGE_SECONDS)))
     if last_created is None:
         return start
     return max(start, last_created - SECOND)
 
 
-def advanced(checkpoint: Checkpoint, seen: Observations, listed_through: datetime, now: datetime,
-             horizon: datetime) -> tuple[Checkpoint, list[str]]:
-    """The checkpoint after a tick, and the ids given up (unsettled and older than `horizon`, the
-    window's start: the sweep looks no further back).
+def advanced(checkpoint: Checkpoint, seen: Observations, listed_to: datetime, now: datetime) -> Checkpoint:
+    """The checkpoint after a tick that listed up to `listed_to` (pure).
 
-    settledThrough moves to the listing's frontier, but never past a job the tick saw unsettled; the
-    settled ids behind it are dropped (the CreationTime covers them now)."""
-    through = listed_through
-    blockers = sorted(seen.unsettled.items(), key=lambda item: item[1])
-    if blockers:
-        through = min(through, blockers[0][1] - SECOND)
-    through = max(through, checkpoint.settled_through, horizon)
-    given_up = [job_id for job_id, created in blockers if created <= through]
-    settled = {**checkpoint.settled, **seen.settled}
+    What the tick found unsettled up to there is held; what it found settled leaves `held`; held jobs
+    it did not get to stay held; past `listed_to`, the settled ones are kept by id and the rest will be
+    listed again."""
+    through = max(checkpoint.listed_through, listed_to)
+    held = {i: c for i, c in {**checkpoint.held, **seen.unsettled}.items() if c <= through and i not in seen.settled}
     handed = {**checkpoint.handed_off, **seen.handed_off}
-    return replace(checkpoint, settled_through=through, settled=_kept(settled, through),
-                   handed_off={i: h for i, h in handed.items()
-                               if h.created > through and h.until > now and i not in settled}), given_up
+    return replace(checkpoint, listed_through=through, held=held,
+                   settled=_after({**checkpoint.settled, **seen.settled}, through, MAX_SETTLED),
+                   handed_off={i: h for i, h in handed.items() if i in held and h.until > now},
+                   outputs=_writers(checkpoint.outputs, seen.outputs, checkpoint.since))
 
 
 def merged(ours: Checkpoint, theirs: Checkpoint | None) -> Checkpoint:
-    """Two valid checkpoints as one (pure): every claim of either stays true. Both claim an interval
-    (since, settledThrough]; from the later `since` on, the later end is covered by one of them."""
+    """Two valid checkpoints as one (pure): a job is settled if either says so. Each claims: every job
+    created in (since, listedThrough] is settled unless held; from the later `since` on, the later
+    `listedThrough` is covered by that one, whose held jobs stay held unless the other settled them."""
     if theirs is None:
         return ours
     since = max(ours.since, theirs.since)
-    through = max(ours.settled_through, theirs.settled_through, since)
-    settled = _kept({**theirs.settled, **ours.settled}, through)
+    ahead, behind = (ours, theirs) if ours.listed_through >= theirs.listed_through else (theirs, ours)
+    through = max(ahead.listed_through, since)
+    held = {i: c for i, c in ahead.held.items() if c > since and not is_settled(behind, i, c)}
+    settled = {**theirs.settled, **ours.settled}
     handed = dict(theirs.handed_off)
     for job_id, hand_off in ours.handed_off.items():
         if job_id not in handed or handed[job_id].until < hand_off.until:
             handed[job_id] = hand_off
-    return replace(ours, since=since, settled_through=through, settled=settled,
-                   handed_off={i: h for i, h in handed.items() if h.created > through and i not in settled})
+    return replace(ours, since=since, listed_through=through, held=held,
+                   settled=_after(settled, through, MAX_SETTLED),
+                   handed_off={i: h for i, h in handed.items() if i in held},
+                   outputs=_writers(theirs.outputs, ours.outputs, since))
 
 
-def _kept(settled: Mapping[str, datetime], through: datetime) -> dict[str, datetime]:
-    kept = sorted(((i, c) for i, c in settled.items() if c > through), key=lambda item: item[1])
-    return dict(kept[-MAX_SETTLED:])
+def earlier_writer(outputs: Mapping[str, Writer], key: str, job_id: str,
+                   created: datetime) -> tuple[str, Writer] | None:
+    """When another job of the period wrote `key` too: (the older of the two, the newer as the key's
+    writer from now on). The older one's report may name bytes that are gone (pure)."""
+    other = outputs.get(key)
+    if other is None or other[0] == job_id:
+        return None
+    older, newer = sorted((other, (job_id, created)), key=lambda writer: writer[1])
+    return older[0], newer
+
+
+def _writers(old: Mapping[str, Writer], new: Mapping[str, Writer], since: datetime) -> dict[str, Writer]:
+    """Per output the newest writer of the period, at most MAX_OUTPUTS of them."""
+    writers = dict(old)
+    for key, writer in new.items():
+        if key not in writers or writers[key][1] <= writer[1]:
+            writers[key] = writer
+    kept = sorted(((k, w) for k, w in writers.items() if w[1] > since), key=lambda item: item[1][1])
+    return dict(kept[-MAX_OUTPUTS:])
+
+
+def _after(ids: Mapping[str, datetime], through: datetime, bound: int) -> dict[str, datetime]:
+    kept = sorted(((i, c) for i, c in ids.items() if c > through), key=lambda item: item[1])
+    return dict(kept[-bound:])
 
 
 # --- the JSON form --------------------------------------------------------------------------------
@@ -168,10 +211,12 @@ def _kept(settled: Mapping[str, datetime], through: datetime) -> dict[str, datet
 def to_json(checkpoint: Checkpoint, queue_id: str, tag: str) -> bytes:
     document = {
         "version": VERSION, "queueId": queue_id, "tag": tag,
-        "since": _text(checkpoint.since), "settledThrough": _text(checkpoint.settled_through),
+        "since": _text(checkpoint.since), "listedThrough": _text(checkpoint.listed_through),
+        "held": {i: _text(c) for i, c in checkpoint.held.items()},
         "settled": {i: _text(c) for i, c in checkpoint.settled.items()},
-        "handedOff": {i: {"created": _text(h.created), "until": _text(h.until), "invocation": h.invocation}
+        "handedOff": {i: {"until": _text(h.until), "invocation": h.invocation}
                       for i, h in checkpoint.handed_off.items()},
+        "outputs": {k: [w[0], _text(w[1])] for k, w in checkpoint.outputs.items()},
         "updatedAt": _text(checkpoint.updated_at) if checkpoint.updated_at else None,
         "updatedBy": checkpoint.updated_by, "lastTick": dict(checkpoint.last_tick),
     }
@@ -188,15 +233,17 @@ def from_json(body: bytes) -> Checkpoint:
         if not isinstance(document, dict) or document.get("version") != VERSION:
             raise BadCheckpoint(f"expected a version {VERSION} checkpoint object")
         return Checkpoint(
-            since=_time(document["since"]), settled_through=_time(document["settledThrough"]),
+            since=_time(document["since"]), listed_through=_time(document["listedThrough"]),
+            held={str(i): _time(c) for i, c in (document.get("held") or {}).items()},
             settled={str(i): _time(c) for i, c in (document.get("settled") or {}).items()},
-            handed_off={str(i): HandOff(_time(h["created"]), _time(h["until"]), str(h.get("invocation") or ""))
+            handed_off={str(i): HandOff(_time(h["until"]), str(h.get("invocation") or ""))
                         for i, h in (document.get("handedOff") or {}).items()},
+            outputs={str(k): (str(w[0]), _time(w[1])) for k, w in (document.get("outputs") or {}).items()},
             updated_at=_time(document["updatedAt"]) if document.get("updatedAt") else None,
             updated_by=str(document.get("updatedBy") or ""), last_tick=dict(document.get("lastTick") or {}))
     except BadCheckpoint:
         raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
         raise BadCheckpoint(f"not a readable checkpoint: {exc!r}") from None
 
 
@@ -245,7 +292,3 @@ def save(store: StateStore, where: OutputObject, checkpoint: Checkpoint, queue_i
     written = merged(checkpoint, stored)
     retrying(partial(store.put_bytes, where, to_json(written, queue_id, tag), "application/json"), deadline)
     return written
-
-
-def settled_ids(checkpoint: Checkpoint) -> Iterable[str]:
-    return checkpoint.settled.keys()

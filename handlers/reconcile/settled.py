@@ -9,8 +9,13 @@ one may rely on it forever (the checkpoint does: handlers/reconcile/checkpoint.p
 A job is settled when every output has a verdict no later look would change (verified, mismatch,
 missing, unverifiable, superseded), no tag or move failed, none is too large for this configuration
 (the sweep keeps trying those, README: HASH_MIB_PER_SECOND), none waits for a FileHashCode job, and
-its audit report (REPORT_PREFIX) was written. A FileHashCode callback's partial result settles
-nothing: the sweep's next look at the whole job does.
+its audit report (REPORT_PREFIX) was written.
+
+A job without a marker may still be done: its last output finished by a FileHashCode callback (a
+partial result, which settles nothing by itself), checked before markers existed, or its marker
+not written. Before checking it again, the sweep reads its outputs' tags as it always did
+(`done_by_tags`: every output, where it is now, carries this job's final verdict) and, if they say
+so, writes the marker itself: the next look costs one request again.
 """
 from __future__ import annotations
 
@@ -22,19 +27,30 @@ from typing import Protocol
 from handlers.audit import STATE_PREFIX
 from handlers.callback import output_objects
 from handlers.ci import job_place
+from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Job, JobResult, ObjectState, Outcome, OutputObject
+from handlers.models import Job, JobResult, ObjectState, Outcome, OutputObject, Verdict
+from handlers.moves import destination_for
 from handlers.nodes import MalformedCallback
+from handlers.policy import movable
+from handlers.tags import JOB_TAG, VERIFY_TAG
 
 SETTLED_DIR = "settled/"
 FINAL_VERDICTS = frozenset({"verified", "mismatch", "missing", "unverifiable", "superseded"})
 FINAL_OUTCOMES = frozenset({Outcome.VERIFIED, Outcome.FAILED, Outcome.FAILED_JOB})
 
 
+FINAL_TAGS = frozenset({Verdict.VERIFIED.value, Verdict.MISMATCH.value, Verdict.UNVERIFIABLE.value})
+
+
 class MarkerStore(Protocol):
     def head(self, target: OutputObject) -> ObjectState | None: ...
     def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None: ...
+
+
+class TaggedStore(MarkerStore, Protocol):
+    def tags(self, target: OutputObject) -> dict[str, str] | None: ...
 
 
 def state_prefix(report_prefix: str) -> str:
@@ -50,6 +66,11 @@ def marker_of(job: Job, prefix: str) -> OutputObject | None:
     except MalformedCallback:
         return None
     return OutputObject(bucket, region, f"{prefix}{SETTLED_DIR}{job.job_id}", None)
+
+
+def marker_at(bucket: str, region: str, job_id: str, prefix: str) -> OutputObject:
+    """The marker of a job known by id only, in the bucket CI lists it in."""
+    return OutputObject(bucket, region, f"{prefix}{SETTLED_DIR}{job_id}", None)
 
 
 def needs_no_marker(job: Job) -> bool:
@@ -96,3 +117,46 @@ def is_settled(job: Job, prefix: str, store: MarkerStore, deadline: Deadline) ->
         return True
     where = marker_of(job, prefix)
     return where is not None and retrying(partial(store.head, where), deadline) is not None
+
+
+def places(target: OutputObject, job_id: str, settings: Settings) -> list[OutputObject]:
+    """Where an output may be now: its own key, or where a move took it."""
+    found = [target]
+    for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
+        if movable(verdict, settings):
+            found.append(destination_for(target, verdict, job_id, settings))
+    return found
+
+
+def done_by_tags(job: Job, store: TaggedStore, settings: Settings, deadline: Deadline) -> bool:
+    """Whether every output of the job, where it is now, carries this job's final verdict (a tag read
+    per output and place). Raises TransientError or StorageError when COS cannot tell."""
+    for target in output_objects(job):
+        for place in places(target, job.job_id, settings):
+            tags = retrying(partial(store.tags, place), deadline)
+            if tags is not None:
+                if tags.get(JOB_TAG) != job.job_id or tags.get(VERIFY_TAG) not in FINAL_TAGS:
+                    return False
+                break
+        else:
+            return False  # nowhere to be found: let a real check say `missing`
+    return True
+
+
+def settled_now(job: Job, prefix: str, store: TaggedStore, settings: Settings, deadline: Deadline,
+                request_id: str) -> bool:
+    """The marker, else the tags (then the marker is written, so that the next look costs one request).
+    Raises TransientError or StorageError when COS cannot tell."""
+    if is_settled(job, prefix, store, deadline):
+        return True
+    if not (settings.action_verified or settings.action_failed) or not done_by_tags(job, store, settings, deadline):
+        return False
+    where = marker_of(job, prefix)
+    if where is not None:
+        body = json.dumps({"jobId": job.job_id, "settledBy": "tags", "requestId": request_id,
+                           "settledAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+        try:
+            retrying(partial(store.put_bytes, where, body, "application/json"), deadline)
+        except (TransientError, StorageError):
+            pass  # looked at again next time: two requests then
+    return True

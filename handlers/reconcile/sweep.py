@@ -3,17 +3,18 @@
 For each configured bucket, each of its media queues (RECONCILE_QUEUES, or CI's queue API) and each
 configured tag, one list is swept under a lease (handlers/reconcile/lease.py):
 
-1. its checkpoint (handlers/reconcile/checkpoint.py) says up to which CreationTime every job is
-   settled; CI's list (every state, oldest first) is read from there, never from further back than
-   RECONCILE_WINDOW_MINUTES, a day at a time, a page at a time;
+1. its checkpoint (handlers/reconcile/checkpoint.py) says up to which CreationTime CI's list was read,
+   and which of those jobs are not settled yet (held); the held ones are looked at again, as CI reports
+   them now (ten to a request), and CI's list (every state, oldest first) is read on from where the
+   last tick stopped, never from further back than RECONCILE_WINDOW_MINUTES, a day at a time;
 2. a job the checkpoint knows, a failed or cancelled one, or one without outputs costs nothing more;
-   an unfinished one holds the checkpoint back (CI lists a job by its CreationTime, and it may finish
-   long after); every other job costs one HEAD of its settled marker (handlers/reconcile/settled.py);
+   an unfinished one is held (CI lists a job by its CreationTime, and it may finish long after);
+   every other job costs one HEAD of its settled marker (handlers/reconcile/settled.py);
 3. the jobs not settled are checked here, side by side (handlers/reconcile/checks.py), as CI listed
    them (asking CI again would prove nothing); those beyond what this invocation can finish in good
    time go to asynchronous invocations of this function (`hand_off`, in batches sized to finish well
    inside their own time limit);
-4. the checkpoint moves on to the oldest job still not settled, and is written back.
+4. the checkpoint moves on to where the listing got, holding the jobs not settled, and is written back.
 
 A tick that runs out of time says what it left; the next one resumes from the checkpoint.
 Running beside callbacks, other ticks and workers is safe: every action is idempotent, and the
@@ -32,15 +33,17 @@ from functools import partial
 from typing import Any, Protocol
 
 from handlers import log
-from handlers.ci import JobPage
+from handlers.callback import output_objects
+from handlers.ci import MAX_IDS_PER_REQUEST, CiAnswer, CiUnavailable, JobPage, describe_jobs
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Job, ObjectState, OutputObject
+from handlers.nodes import MalformedCallback
 from handlers.reconcile import checkpoint as cp
 from handlers.reconcile import lease
 from handlers.reconcile.checks import Checked, Checker, JobNotChecked, JobRunner, JobSkipped
-from handlers.reconcile.settled import is_settled, needs_no_marker, state_prefix
+from handlers.reconcile.settled import marker_at, needs_no_marker, settled_now, state_prefix
 
 __all__ = ["JobNotChecked", "JobSkipped", "ListRef", "Period", "Sweep", "SweepReport"]
 
@@ -59,6 +62,8 @@ MAX_BATCH = 1000  # job ids per worker: ~40 KB of the 128 KB an asynchronous eve
 class JobLister(Protocol):
     def list_queues(self, bucket: str, region: str) -> list[str]: ...
 
+    def describe(self, bucket: str, region: str, job_ids: tuple[str, ...]) -> CiAnswer: ...
+
     def list_jobs(self, bucket: str, region: str, queue_id: str, tag: str, start: str, end: str,
                   next_token: str, states: str = "Success",
                   known: Callable[[str], bool] | None = None) -> JobPage: ...
@@ -66,6 +71,7 @@ class JobLister(Protocol):
 
 class StateStore(Protocol):
     def head(self, target: OutputObject) -> ObjectState | None: ...
+    def tags(self, target: OutputObject) -> dict[str, str] | None: ...
     def get_bytes(self, target: OutputObject) -> bytes | None: ...
     def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None: ...
     def delete(self, target: OutputObject) -> None: ...
@@ -110,6 +116,9 @@ class SweepReport:
     nothing_to_check: int = 0  # failed, cancelled, without outputs, or outside the allow-lists
     unfinished: int = 0
     in_hands: int = 0  # a worker has them
+    looked_again: int = 0  # held by the last tick, read back from CI
+    held: int = 0  # not settled at the end of the tick: looked at again by the next
+    rechecked: int = 0  # settled before, looked at again: a later job wrote one of their outputs
     checked: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
     handed_off: int = 0
@@ -136,7 +145,8 @@ class SweepReport:
         return {"queues": self.queues, "lists": self.lists, "listed": self.listed, "pages": self.pages,
                 "alreadyDone": self.settled_before + self.already_done, "settledBefore": self.settled_before,
                 "nothingToCheck": self.nothing_to_check, "unfinished": self.unfinished, "inHands": self.in_hands,
-                "checked": self.checked, "outcomes": sorted(self.outcomes),
+                "lookedAgain": self.looked_again, "held": self.held,
+                "rechecked": self.rechecked, "checked": self.checked, "outcomes": sorted(self.outcomes),
                 "outcomeCounts": dict(sorted(self.outcomes.items())),
                 "handedOff": self.handed_off, "workers": self.workers,
                 # What a tick that ran out of time left (flat: CLS indexes a JSON line's first level only).
@@ -170,15 +180,19 @@ class Sweep:
     def run(self, deadline: Deadline, now: datetime | None = None) -> SweepReport:
         """One tick over every configured list, within the window."""
         now = now or datetime.now(timezone.utc)
-        s = self._settings
         # CI's bounds are strict and to the second: end one second on, so a job of this very second counts.
-        period = Period(now - timedelta(minutes=s.reconcile_window_minutes), now + timedelta(seconds=1))
+        period = Period(now - timedelta(minutes=self._settings.reconcile_window_minutes), now + timedelta(seconds=1))
+        return self.run_period(period, deadline, now)
+
+    def run_period(self, period: Period, deadline: Deadline, now: datetime | None = None) -> SweepReport:
+        """Every configured bucket, queue and tag, within `period` (the window, or a backfill's)."""
+        now = now or datetime.now(timezone.utc)
         report = SweepReport()
-        for bucket, region in s.reconcile_buckets:
+        for bucket, region in self._settings.reconcile_buckets:
             queues = self._queues(bucket, region, deadline, report)
             report.queues += len(queues)
             for queue_id in queues:
-                for tag in s.reconcile_tags:
+                for tag in self._settings.reconcile_tags:
                     self.sweep_list(ListRef(bucket, region, queue_id, tag), period, deadline, report, now)
         return report
 
@@ -237,14 +251,18 @@ class _ListSweep:
         self.heads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="settled")
         self.seen = cp.Observations()
         self.batch: list[Job] = []
+        self.listed: dict[str, Job] = {}  # the jobs read into models this tick, by id
+        self.rechecks: set[str] = set()  # settled jobs a later job's outputs call into question
 
     def run(self) -> None:
         try:
             checkpoint = self._load()
-            covered = self._list(checkpoint)
+            self._look_again(checkpoint)
+            listed_to = self._list(checkpoint)
+            self._recheck()
             self._flush()
             self._collect(self.checker.drain())
-            self._save(checkpoint, covered)
+            self._save(checkpoint, listed_to)
         finally:
             self.checker.close()
             self.heads.shutdown(wait=False)
@@ -260,35 +278,77 @@ class _ListSweep:
             self.report.errors.append(f"{self.ref.label()}: the checkpoint could not be read ({exc}): "
                                       "starting from the period's start")
             stored = None
-        if stored is not None and stored.since <= self.period.since and stored.settled_through < self.period.since:
-            # The checkpoint trails the window: a job running longer than the window, a check failing for
-            # that long, or no tick for that long. What is older is no longer looked at (the backfill can).
-            self.report.given_up.append(f"{self.ref.label()}: jobs created from "
-                                        f"{stored.settled_through.strftime(CI_TIME)} to "
-                                        f"{self.period.since.strftime(CI_TIME)} not settled")
-        return cp.covering(stored, self.period.since)
+        checkpoint, given_up = cp.covering(stored, self.period.since)
+        # Held longer than the period: running longer than the window, or a check failing for that long.
+        # No longer looked at (the backfill can).
+        self.report.given_up.extend(f"{self.ref.label()} {job_id}" for job_id in given_up)
+        if stored is not None and stored.listed_through < self.period.since:
+            self.report.given_up.append(f"{self.ref.label()}: no tick listed the jobs created from "
+                                        f"{stored.listed_through.strftime(CI_TIME)} to "
+                                        f"{self.period.since.strftime(CI_TIME)}")
+        return checkpoint
+
+    # --- the held jobs, by id ---------------------------------------------------------------------
+
+    def _look_again(self, checkpoint: cp.Checkpoint) -> None:
+        """The jobs held by the last tick, oldest first: those in a worker's hands by their marker; the
+        others as CI reports them now (ten to a request), then like any listed job."""
+        held = sorted(checkpoint.held.items(), key=lambda item: item[1])
+        hands = [(i, c) for i, c in held if cp.in_hands(checkpoint, i, self.now)]
+        others = [(i, c) for i, c in held if not cp.in_hands(checkpoint, i, self.now)]
+        prefix = self.sweep._prefix
+        for (job_id, created), done in zip(hands, self.heads.map(
+                lambda item: self._marked(marker_at(self.ref.bucket, self.ref.region, item[0], prefix)), hands),
+                strict=True):
+            if done:
+                self.report.already_done += 1
+                self.seen.settle(job_id, created)
+            else:
+                self.report.in_hands += 1
+                self.seen.hold(job_id, created)
+        for start in range(0, len(others), MAX_IDS_PER_REQUEST):
+            chunk = others[start:start + MAX_IDS_PER_REQUEST]
+            if self.work.remaining() < self.reserve:
+                return  # still held: the next tick starts with them
+            try:
+                answer = retrying(partial(self.sweep._lister.describe, self.ref.bucket, self.ref.region,
+                                          tuple(i for i, _ in chunk)), self.work)
+            except (TransientError, StorageError, MalformedCallback) as exc:
+                self.report.errors.append(f"{self.ref.label()}: held jobs could not be read back from CI: {exc}")
+                return
+            self.report.looked_again += len(chunk)
+            for job_id, created in chunk:
+                if job_id not in answer.jobs:  # CI no longer knows it: nothing left to check
+                    self.report.given_up.append(f"{self.ref.label()} {job_id} (unknown to CI now)")
+                    self.seen.settle(job_id, created)
+            self._handle([answer.jobs[i] for i, _ in chunk if i in answer.jobs], checkpoint)
+
+    def _marked(self, where: OutputObject) -> bool:
+        try:
+            return retrying(partial(self.sweep._store.head, where), self.work) is not None
+        except (TransientError, StorageError):
+            return False
 
     # --- listing ----------------------------------------------------------------------------------
 
     def _list(self, checkpoint: cp.Checkpoint) -> datetime:
-        """Read the list from the checkpoint on, handling each page; returns the CreationTime up to
-        which every job was listed."""
-        start = checkpoint.settled_through
+        """Read the list from where the last tick stopped, handling each page; returns the CreationTime up
+        to which every job was listed."""
+        start = checkpoint.listed_through
         end = self.period.end
         covered = start
         while start < end:
             stop = min(end, start + LIST_SPAN)
             token = ""
             while True:
-                if self.work.remaining() < self.reserve:
+                if self.work.remaining() < self.reserve or self._held() >= cp.MAX_HELD:
                     self.report.unlisted.append(f"{self.ref.label()} from {covered.strftime(CI_TIME)}")
                     return covered
                 try:
                     page = retrying(partial(
                         self.sweep._lister.list_jobs, self.ref.bucket, self.ref.region, self.ref.queue_id,
                         self.ref.tag, start.strftime(CI_TIME), stop.strftime(CI_TIME), token, "All",
-                        lambda job_id: cp.is_settled(checkpoint, job_id, None) or job_id in self.seen.settled),
-                        self.work)
+                        lambda job_id: job_id in checkpoint.settled or job_id in self.seen.settled), self.work)
                 except (TransientError, StorageError) as exc:
                     self.report.errors.append(f"listing {self.ref.tag} jobs of {self.ref.bucket} in queue "
                                               f"{self.ref.queue_id}: {exc}")
@@ -299,22 +359,29 @@ class _ListSweep:
                 token = page.next_token
                 if not token:
                     break
-                if page.last_created is not None:
-                    covered = max(covered, page.last_created - cp.SECOND)
+                covered = cp.frontier(False, page.last_created, covered, end, self.now)
             # The slice is read to its end: every job created before `stop` is listed.
-            covered = max(covered, stop - cp.SECOND)
+            covered = cp.frontier(True, None, covered, stop, self.now)
             start = stop - cp.SECOND  # the next slice starts with the second `stop` (bounds are strict)
-            if stop >= end:
-                break
+            if stop >= end or covered < stop - cp.SECOND:
+                break  # past the edge: the jobs of the last minutes are listed again next time
         return covered
+
+    def _held(self) -> int:
+        return len(self.seen.unsettled)
 
     def _page(self, page: JobPage, checkpoint: cp.Checkpoint) -> None:
         report = self.report
         report.listed += len(page.jobs) + len(page.known)
         report.settled_before += len(page.known)
         report.unreadable.extend(page.unreadable)
+        self._handle(list(page.jobs), checkpoint)
+
+    def _handle(self, jobs: list[Job], checkpoint: cp.Checkpoint) -> None:
+        """Sort jobs CI reported: nothing to do, unfinished (held), or a marker to look for, then a check."""
+        report = self.report
         candidates = []
-        for job in page.jobs:
+        for job in jobs:
             created = job.creation_time
             if created is None:
                 continue  # CI lists by CreationTime: only an unreadable one lacks it
@@ -348,13 +415,51 @@ class _ListSweep:
             else:
                 self.seen.hold(job.job_id, created)
                 self._schedule(job)
+            self._index(job, checkpoint)
+
+    def _index(self, job: Job, checkpoint: cp.Checkpoint) -> None:
+        """Remember which job of the period wrote each output; an earlier job whose output this one
+        writes again is looked at again once settled (its report would name bytes that are gone)."""
+        created = job.creation_time
+        assert created is not None
+        self.listed[job.job_id] = job
+        for target in output_objects(job):
+            key = f"{target.bucket}/{target.key}"
+            writer = self.seen.outputs.get(key) or checkpoint.outputs.get(key)
+            found = cp.earlier_writer({key: writer} if writer else {}, key, job.job_id, created)
+            if found is None:
+                self.seen.outputs[key] = (job.job_id, created)
+                continue
+            older, self.seen.outputs[key] = found
+            older_created = created if older == job.job_id else writer[1] if writer else created
+            if older in self.seen.settled or cp.is_settled(checkpoint, older, older_created):
+                self.rechecks.add(older)
+
+    def _recheck(self) -> None:
+        """The settled jobs whose output a later job wrote again: through the pipeline once more, as CI
+        reports them (read back from CI when this tick did not list them)."""
+        ids = sorted(self.rechecks)
+        if not ids:
+            return
+        jobs = {i: self.listed[i] for i in ids if i in self.listed}
+        missing = tuple(i for i in ids if i not in jobs)
+        if missing:
+            try:
+                jobs.update(describe_jobs(self.sweep._lister.describe, self.ref.bucket, self.ref.region, missing,
+                                          self.work))
+            except CiUnavailable as exc:
+                self.report.errors.append(f"{self.ref.label()}: jobs to look at again could not be read back: {exc}")
+        for job in jobs.values():
+            self.report.rechecked += 1
+            self.checker.submit(job)
 
     def _settled(self, job: Job) -> bool | None:
         """Whether the job's marker is there; None when no time is left to ask."""
         if self.work.remaining() < self.reserve:
             return None
         try:
-            return is_settled(job, self.sweep._prefix, self.sweep._store, self.work)
+            return settled_now(job, self.sweep._prefix, self.sweep._store, self.sweep._settings, self.work,
+                               self.sweep._me)
         except (TransientError, StorageError):
             return False  # cannot tell: check it
 
@@ -403,7 +508,7 @@ class _ListSweep:
         self.report.handed_off += len(batch)
         for job in batch:
             assert job.creation_time is not None
-            self.seen.handed_off[job.job_id] = cp.HandOff(job.creation_time, until, invocation)
+            self.seen.handed_off[job.job_id] = cp.HandOff(until, invocation)
         log.info("reconcile batch handed to a worker", invocation=invocation, jobs=len(batch),
                  queueId=self.ref.queue_id, tag=self.ref.tag, bucket=self.ref.bucket)
 
@@ -429,13 +534,14 @@ class _ListSweep:
                 report.errors.extend(f"job {one.job.job_id}: {problem}" for problem in one.problems)
             if one.settled:
                 self.seen.settle(one.job.job_id, created)
+            else:
+                self.seen.unsettled[one.job.job_id] = created  # a recheck that failed is held too
 
     # --- the checkpoint ---------------------------------------------------------------------------
 
-    def _save(self, checkpoint: cp.Checkpoint, covered: datetime) -> None:
-        covered = min(covered, self.now - timedelta(seconds=cp.EDGE_SECONDS))  # CI may not show the newest yet
-        moved, given_up = cp.advanced(checkpoint, self.seen, covered, self.now, self.period.since)
-        self.report.given_up.extend(f"{self.ref.label()} {job_id}" for job_id in given_up)
+    def _save(self, checkpoint: cp.Checkpoint, listed_to: datetime) -> None:
+        moved = cp.advanced(checkpoint, self.seen, listed_to, self.now)
+        self.report.held += len(moved.held)
         moved = replace(moved, updated_at=datetime.now(timezone.utc), updated_by=self.sweep._me,
                         last_tick={"listed": self.report.listed, "checked": self.report.checked,
                                    "handedOff": self.report.handed_off, "leftUnchecked": self.report.left_unchecked})

@@ -21,7 +21,7 @@ from handlers.models import Job
 from handlers.pipeline import Pipeline, Refused, RetryLater
 from handlers.reconcile.checks import Checker
 from handlers.reconcile.jobs import job_runner, outside_allow_lists
-from handlers.reconcile.settled import is_settled, needs_no_marker, state_prefix
+from handlers.reconcile.settled import needs_no_marker, settled_now, state_prefix
 from handlers.reconcile.sweep import EXAMPLES, MAX_BATCH
 
 
@@ -54,7 +54,7 @@ def handle(pipeline: Pipeline, payload: Mapping[str, Any], deadline: Deadline, r
 
     def settled(job: Job) -> bool:
         try:
-            return is_settled(job, prefix, store, deadline)
+            return settled_now(job, prefix, store, settings, deadline, request_id)
         except (TransientError, StorageError):
             return False
 

@@ -36,7 +36,7 @@ def test_callbacks_leave_a_marker_and_the_next_tick_looks_only_at_new_jobs(emula
     # One HEAD per job (its marker), not a tag read per output.
     assert len(requests_of(emulator, "HEAD", f"{STATE}settled/")) == 40
     assert requests_of(emulator, query="tagging") == [] and requests_of(emulator, "HEAD", "out/") == []
-    through = checkpoint(emulator)["settledThrough"]
+    through = checkpoint(emulator)["listedThrough"]
 
     for n in range(40, 50):  # newer jobs: 5 delivered, 5 lost
         body = seed_job(emulator, n, minutes_ago=1)
@@ -57,23 +57,29 @@ def test_callbacks_leave_a_marker_and_the_next_tick_looks_only_at_new_jobs(emula
     assert requests_of(emulator, "HEAD") == []
 
 
-def test_an_unfinished_job_holds_the_checkpoint_back_until_it_is_settled(emulator, make_app):
+def test_an_unfinished_job_is_held_by_id_and_looked_at_again_as_ci_reports_it(emulator, make_app):
     app = sweep_app(make_app)
     now = datetime.now(timezone(timedelta(hours=8)))
     seed_job(emulator, 1, minutes_ago=20, state="Running", now=now)
     seed_job(emulator, 2, minutes_ago=10, now=now)  # its callback is lost
     first = app.handle(TIMER, CONTEXT)["sweep"]
-    assert (first["unfinished"], first["checked"]) == (1, 1)
-    held = datetime.strptime(checkpoint(emulator)["settledThrough"], "%Y-%m-%dT%H:%M:%S%z")
-    assert held == (now - timedelta(minutes=20, seconds=1)).replace(microsecond=0)
-    assert job_id(2) in checkpoint(emulator)["settled"]
+    assert (first["unfinished"], first["checked"], first["held"]) == (1, 1, 1)
+    document = checkpoint(emulator)
+    assert list(document["held"]) == [job_id(1)]
+    through = datetime.strptime(document["listedThrough"], "%Y-%m-%dT%H:%M:%S%z")
+    assert through > now - timedelta(minutes=3)  # the listing moved on: job 1 is held by id, not by time
+
+    emulator.clear_requests()
+    assert app.handle(TIMER, {**CONTEXT, "request_id": "tick-2"})["sweep"]["held"] == 1  # still running
+    [describe] = [r for r in emulator.requests if r.service == "ci" and r.key.startswith("jobs/")]
+    assert describe.key == f"jobs/{job_id(1)}"
+    assert ci_lists(emulator)[0].query["startCreationTime"] == document["listedThrough"]
 
     seed_job(emulator, 1, minutes_ago=20, now=now)  # it finished; its callback is lost too
-    second = app.handle(TIMER, {**CONTEXT, "request_id": "tick-2"})["sweep"]
-    assert (second["listed"], second["settledBefore"], second["checked"]) == (2, 1, 1)
+    third = app.handle(TIMER, {**CONTEXT, "request_id": "tick-3"})["sweep"]
+    assert (third["lookedAgain"], third["listed"], third["checked"], third["held"]) == (1, 0, 1, 0)
     assert emulator.tags(BUCKET, output_key(1))[VERIFY_TAG] == "verified"
-    moved = datetime.strptime(checkpoint(emulator)["settledThrough"], "%Y-%m-%dT%H:%M:%S%z")
-    assert moved > now - timedelta(minutes=3) and checkpoint(emulator)["settled"] == {}
+    assert checkpoint(emulator)["held"] == {}
 
 
 def test_a_tick_that_runs_out_of_time_says_what_it_left_and_the_next_resumes(emulator, make_app, log_lines):
@@ -132,7 +138,7 @@ def test_a_checkpoint_an_operator_broke_is_reported_and_written_anew(emulator, m
     result = sweep_app(make_app).handle(TIMER, CONTEXT)["sweep"]
     assert result["checked"] == 1 and result["errorCount"] == 1 and "cannot be read" in result["errors"][0]
     written = checkpoint(emulator)
-    assert written["version"] == 1 and written["tag"] == "VoiceSeparate" and written["updatedBy"] == "tick"
+    assert written["version"] == 2 and written["tag"] == "VoiceSeparate" and written["updatedBy"] == "tick"
 
 
 def test_a_job_settled_long_ago_is_not_checked_again_after_the_window_moves(emulator, make_app):
