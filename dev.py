@@ -12,6 +12,9 @@
     python3 dev.py lint              ruff over everything, mypy --strict over the shipped code
     python3 dev.py report --bucket B [--region R] [--since 24h] [--prefix P] [--format table|json|csv]
                                      what the function decided, from the audit reports or the tags
+    python3 dev.py reconcile --bucket B --since 30d [--queue Q] [--tags T,...] [--region R]
+                                     check a period of history as the sweep does (resumable), then
+                                     the report's summary
 """
 import hashlib
 import os
@@ -34,6 +37,7 @@ COMMANDS = {
     "compat": ["-m", "localcloud.compat"],
     "bench": ["-m", "bench"],
     "report": ["-m", "handlers.summary"],
+    "reconcile": ["-m", "handlers.reconcile.backfill"],
 }
 # Commands whose arguments name the caller's files: they run in the caller's directory.
 IN_CALLERS_DIRECTORY = {"run"}

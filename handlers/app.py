@@ -56,7 +56,7 @@ class App:
         if kind is Kind.HTTP:
             return self.http.handle(event, context, deadline)
         if kind is Kind.WORKER:
-            return worker.handle(self.pipeline, event[WORKER_KEY], deadline, request_id)
+            return worker.handle(self.pipeline, event[WORKER_KEY], deadline, request_id, context, self.http.dispatcher)
         if kind is Kind.QUEUE:
             return queue.handle(self.pipeline, event, deadline, request_id)
         if kind is Kind.TIMER:

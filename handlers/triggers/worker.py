@@ -1,6 +1,7 @@
-"""An asynchronous invocation this function made of itself: a callback (DISPATCH=async), or a batch
-of jobs the sweep handed off (`reconcile`). Nobody waits on the answer, so a transient failure
-raises RetryLater and SCF delivers the event again."""
+"""An asynchronous invocation this function made of itself: a callback (DISPATCH=async), a batch
+of jobs the sweep handed off (`reconcile`), or a round of a backfill (`backfill`, which an operator
+may send too). Nobody waits on the answer, so a transient failure raises RetryLater and SCF
+delivers the event again."""
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -8,15 +9,21 @@ from typing import Any
 
 from handlers import log
 from handlers.deadline import Deadline
+from handlers.dispatch import Dispatcher
 from handlers.pipeline import Pipeline, Refused
 from handlers.report import job_entry
 
 
-def handle(pipeline: Pipeline, payload: Mapping[str, Any], deadline: Deadline, request_id: str) -> dict[str, Any]:
+def handle(pipeline: Pipeline, payload: Mapping[str, Any], deadline: Deadline, request_id: str,
+           context: Mapping[str, Any] | None = None, dispatcher: Dispatcher | None = None) -> dict[str, Any]:
     reconcile = payload.get("reconcile")
     if isinstance(reconcile, Mapping):
         from handlers.reconcile.worker import handle as reconcile_batch
         return reconcile_batch(pipeline, reconcile, deadline, request_id)
+    backfill = payload.get("backfill")
+    if isinstance(backfill, Mapping):
+        from handlers.reconcile.backfill import handle_event
+        return handle_event(pipeline, backfill, deadline, request_id, context, dispatcher)
     body = payload.get("body")
     if not isinstance(body, str):
         log.warning("worker payload without a callback body: dropped")
