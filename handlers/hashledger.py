@@ -16,9 +16,9 @@ job's id filled in after: a job is only started once the record counts it, so a 
 written (PutObject denied on that prefix, COS failing) starts none, rather than jobs without end. A
 reservation whose submission failed is taken back (so a CI outage does not use up the bound; a job CI
 started without its answer reaching us then goes uncounted); one left behind (the fill-in failed, the
-function stopped between the steps) keeps counting, against the bound, a job that may or may not exist. Two deliveries at
-the same instant may still each reserve and start one (COS has no conditional write: the later write keeps
-only its own entry).
+function stopped between the steps) keeps counting, against the bound, a job that may or may not exist.
+Two deliveries at the same instant may still each reserve and start one (COS has no conditional write: the
+later write keeps only its own entry).
 """
 from __future__ import annotations
 
