@@ -18,19 +18,26 @@ Pure message building per format, a small sender, and "already sent" kept in COS
   (https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md):
   headers `webhook-id`, `webhook-timestamp` (unix seconds), `webhook-signature: v1,<base64
   HMAC-SHA256 of "id.timestamp.body">` keyed with the bytes of `whsec_<base64>`; the body is
-  `{"type", "timestamp", "data"}`. The id is derived from the job and outcome, so it stays the
-  same across retries and replays: a receiver that keeps the ids it saw drops any duplicate.
+  `{"type", "timestamp", "data"}`. The id is derived from the job and the problems the message
+  announces, so it stays the same across retries and replays: a receiver that keeps the ids it
+  saw drops any duplicate.
 
-At most one message per job, outcome and URL: after a delivery the function writes a marker
-object, `<REPORT_PREFIX or .ci-callback-verifier/>notified/<JobId>/<outcome>.<URL hash>`, in the
-job's output bucket, and a replay that finds it sends nothing. COS has no create-if-absent write
-(../shared/DESIGN.md), so a window remains: two deliveries of one callback running at the same
-moment both find no marker and both send; so does a replay after an invocation that sent the message and
-was cut off (or could not write the marker) before the marker was written. The window is one
-message round trip wide; the webhook-id above closes it for receivers that dedupe on it.
+Each problem (an object and its verdict, or the job's outcome when NOTIFY_ON names it) is
+announced once per URL: a message names only the problems not announced to that URL before (a
+FileHashCode callback's new mismatch; not the missing output the media job's callback announced).
+What was announced is one record per job, `<REPORT_PREFIX or .ci-callback-verifier/>notified/<JobId>.json`
+in the job's output bucket: a list of the messages sent (URL hash, host, webhook-id, problems), read
+once per invocation, whatever the number of objects and URLs. COS has no create-if-absent write
+(../shared/DESIGN.md), so windows remain: two deliveries running at the same moment both find a
+problem unannounced and both send it; so does a replay after an invocation that sent a message and
+was cut off (or could not write the record) before it was written; and two invocations that record
+messages at the same moment can overwrite each other (each reads right before its write and reads
+back after it, as the audit reports do: what remains is both writes within one read-to-write gap),
+so a later replay announces the lost one again. The webhook-id closes these for receivers that
+dedupe on it whenever the duplicate names the same problems.
 
 A notification that fails never changes a verdict or the status code: it is logged at ERROR,
-counted in `job processed`, and tried again by the next replay (no marker was written).
+counted in `job processed`, and tried again by the next replay (nothing was recorded).
 """
 from __future__ import annotations
 
@@ -42,7 +49,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Protocol
 
@@ -54,7 +61,7 @@ from handlers.audit import STATE_PREFIX, location_of
 from handlers.config import Settings, notify_format_of, webhook_key
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import JobResult, ObjectResult, ObjectState, Outcome, OutputObject
+from handlers.models import JobResult, ObjectResult, Outcome, OutputObject
 
 ATTEMPT_SECONDS = 5.0  # one delivery attempt waits at most this long (less when the invocation has less)
 MAX_ANSWER_BYTES = 64 * 1024  # a robot answers a small JSON object; the rest is never read
@@ -73,6 +80,11 @@ class AffectedObject:
     verdict: str
     reason: str
     moved_to: str  # "" when the object stayed where it was
+    problem: str = ""  # what it is announced for: its verdict, or `error` (a failed action); "" = verdict
+
+
+# A problem a message announces: (key, verdict or `error`) for an object, ("", outcome) for the job's outcome.
+Problem = tuple[str, str]
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,20 @@ class Notice:
     objects: tuple[AffectedObject, ...]
     counts: Mapping[str, int]
     request_id: str
+    outcome_named: bool = False  # NOTIFY_ON names the outcome itself: it is a problem to announce
+
+
+def problems(notice: Notice) -> frozenset[Problem]:
+    named = {(o.key, o.problem or o.verdict) for o in notice.objects}
+    return frozenset(named | {("", notice.outcome)} if notice.outcome_named else named)
+
+
+def narrowed(notice: Notice, announced: frozenset[Problem]) -> Notice | None:
+    """The message about what `announced` lacks (pure), or None when every problem was announced."""
+    if problems(notice) <= announced:
+        return None
+    return replace(notice, objects=tuple(o for o in notice.objects if (o.key, o.problem or o.verdict) not in announced),
+                   outcome_named=notice.outcome_named and ("", notice.outcome) not in announced)
 
 
 def triggers(result: JobResult, notify_on: Iterable[str]) -> set[str]:
@@ -104,8 +130,8 @@ def notice_of(result: JobResult, notify_on: Iterable[str], request_id: str) -> N
     if not matched:
         return None
     job = result.job
-    affected = tuple(_affected(o) for o in result.objects if o.check.verdict.value in matched or
-                     (o.error and "error" in matched))
+    affected = tuple(_affected(o, "" if o.check.verdict.value in matched else "error") for o in result.objects
+                     if o.check.verdict.value in matched or (o.error and "error" in matched))
     counts: dict[str, int] = {}
     for o in result.objects:
         counts[o.check.verdict.value] = counts.get(o.check.verdict.value, 0) + 1
@@ -113,14 +139,15 @@ def notice_of(result: JobResult, notify_on: Iterable[str], request_id: str) -> N
     failed = result.outcome is Outcome.FAILED_JOB
     return Notice(job.job_id, job.tag, job.state, result.outcome.value,
                   where.bucket if where else "", where.region if where else "",
-                  job.code if failed else "", job.message if failed else "", affected, counts, request_id)
+                  job.code if failed else "", job.message if failed else "", affected, counts, request_id,
+                  result.outcome.value in matched)
 
 
-def _affected(result: ObjectResult) -> AffectedObject:
+def _affected(result: ObjectResult, problem: str) -> AffectedObject:
     check = result.check
     reason = "; ".join(r for r in (check.reason, *result.notes, result.error) if r)
     moved = next((a.split(":", 1)[1] for a in result.actions if a.startswith("moved:")), "")
-    return AffectedObject(check.target.key, check.verdict.value, reason, moved)
+    return AffectedObject(check.target.key, check.verdict.value, reason, moved, problem)
 
 
 # --- what comes from outside is shown as text (pure) ----------------------------------------
@@ -252,10 +279,10 @@ def event_payload(notice: Notice, occurred: float) -> dict[str, Any]:
 
 
 def message_id(notice: Notice) -> str:
-    """The same for every attempt and replay of the message about this job, outcome and set of
-    affected objects: a FileHashCode callback that finds a new problem in the job is a new message."""
-    affected = sorted(f"{o.key}\n{o.verdict}" for o in notice.objects)
-    digest = hashlib.sha256("\n".join((notice.job_id, notice.outcome, *affected)).encode()).hexdigest()
+    """The same for every attempt and replay of the message announcing these problems of this job:
+    a FileHashCode callback that finds a new problem in the job is a new message."""
+    named = sorted(f"{key}\n{what}" for key, what in problems(notice))
+    digest = hashlib.sha256("\n".join((notice.job_id, *named)).encode()).hexdigest()
     return f"msg_{digest[:32]}"
 
 
@@ -333,10 +360,72 @@ def robot_refusal(fmt: str, body: bytes) -> str:
     return f"the robot answered code {code}: {answer.get('errmsg') or answer.get('msg') or ''}".rstrip(": ")
 
 
+# --- what was announced: the job's record (pure) ---------------------------------------------
+
+def url_hash(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:12]  # the URL carries a credential: never stored
+
+
+def record_of(result: JobResult, prefix: str) -> OutputObject | None:
+    """Where the messages sent about the job are recorded (None: the job names no bucket)."""
+    where = location_of(result.job, prefix or STATE_PREFIX)
+    if where is None:
+        return None
+    return OutputObject(where.bucket, where.region, f"{prefix or STATE_PREFIX}notified/{result.job.job_id}.json", None)
+
+
+def _messages(record: bytes | None, job_id: str) -> list[dict[str, Any]]:
+    """The messages a record lists; none for no record, or an object that is no record of this job's."""
+    try:
+        data = json.loads(record) if record else None
+    except ValueError:
+        return []
+    if not isinstance(data, dict) or data.get("jobId") != job_id or not isinstance(data.get("messages"), list):
+        return []
+    return [m for m in data["messages"] if isinstance(m, dict) and isinstance(m.get("problems"), list)]
+
+
+def announced_in(record: bytes | None, job_id: str) -> dict[str, frozenset[Problem]]:
+    """The problems announced to each URL (by its hash), as the record lists them."""
+    found: dict[str, set[Problem]] = {}
+    for message in _messages(record, job_id):
+        named = found.setdefault(str(message.get("url")), set())
+        for p in message["problems"]:
+            if isinstance(p, dict):
+                named.add(("", str(p["outcome"])) if "outcome" in p else (str(p.get("key")), str(p.get("verdict"))))
+    return {url: frozenset(named) for url, named in found.items()}
+
+
+def record_entry(notice: Notice, url: str, host: str, fmt: str, sent_at: float) -> dict[str, Any]:
+    return {"url": url_hash(url), "host": host, "format": fmt, "outcome": notice.outcome,
+            "webhookId": message_id(notice), "requestId": notice.request_id,
+            "sentAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at)),
+            "problems": [{"outcome": what} if not key else {"key": key, "verdict": what}
+                         for key, what in sorted(problems(notice))]}
+
+
+def _sent(message: Mapping[str, Any]) -> tuple[object, object]:
+    return message.get("url"), message.get("webhookId")
+
+
+def merged_record(earlier: bytes | None, job_id: str, entries: list[dict[str, Any]]) -> bytes:
+    """The record listing the earlier messages and `entries` (pure)."""
+    messages = _messages(earlier, job_id)
+    known = {_sent(m) for m in messages}
+    messages += [e for e in entries if _sent(e) not in known]
+    return json.dumps({"jobId": job_id, "messages": messages}, ensure_ascii=False, indent=1).encode()
+
+
+def record_lost(current: bytes | None, job_id: str, entries: list[dict[str, Any]]) -> bool:
+    """Whether a writer that read before our write overwrote it, dropping a message of ours (pure)."""
+    there = {_sent(m) for m in _messages(current, job_id)}
+    return any(_sent(e) not in there for e in entries)
+
+
 # --- I/O ----------------------------------------------------------------------------------
 
 class MarkerStore(Protocol):
-    def head(self, target: OutputObject) -> ObjectState | None: ...
+    def get_bytes(self, target: OutputObject) -> bytes | None: ...
     def put_bytes(self, target: OutputObject, body: bytes, content_type: str) -> None: ...
 
 
@@ -387,17 +476,6 @@ def _body_within(raw: Any) -> bytes:
     return bytes(body)
 
 
-def marker_of(notice: Notice, result: JobResult, url: str, prefix: str) -> OutputObject | None:
-    where = location_of(result.job, prefix or STATE_PREFIX)
-    if where is None:
-        return None
-    url_hash = hashlib.sha256(url.encode()).hexdigest()[:12]  # the URL carries a credential: never in a key
-    message = message_id(notice)[len("msg_"):][:12]
-    return OutputObject(where.bucket, where.region,
-                        f"{prefix or STATE_PREFIX}notified/{notice.job_id}/{notice.outcome}.{message}.{url_hash}",
-                        None)
-
-
 def deliver(request: Request, fmt: str, send: Send, deadline: Deadline) -> None:
     """Send once, again on 5xx, 429 and timeouts while the deadline allows; raises DeliveryFailed."""
     def attempt() -> None:
@@ -440,53 +518,76 @@ def notify(results: list[JobResult], settings: Settings, store: MarkerStore, dea
         notice = notice_of(result, settings.notify_on, request_id)
         if notice is None:
             continue
-        tally = {"sent": 0, "already-sent": 0, "failed": 0}
-        for url in settings.notify_urls:
-            tally[_notify_one(notice, result, url, settings, store, sender, budget)] += 1
+        tally = _notify_job(notice, result, settings, store, sender, budget)
         status = "failed" if tally["failed"] else "sent" if tally["sent"] else "already-sent"
         fields[result.job.job_id] = {"notification": status, "notificationsSent": tally["sent"],
                                      "notificationsFailed": tally["failed"]}
     return fields
 
 
-def _notify_one(notice: Notice, result: JobResult, url: str, settings: Settings, store: MarkerStore,
-                send: Send, deadline: Deadline) -> str:
-    host = urllib.parse.urlsplit(url).hostname or "?"
-    fmt = notify_format_of(url, settings.notify_format)
-    marker = marker_of(notice, result, url, settings.report_prefix)
-    if marker is None and settings.verify_with_ci:
+def _notify_job(notice: Notice, result: JobResult, settings: Settings, store: MarkerStore, send: Send,
+                deadline: Deadline) -> dict[str, int]:
+    """Each URL gets what was not announced to it: one read of the job's record, one write after sending."""
+    urls = settings.notify_urls
+    where = record_of(result, settings.report_prefix)
+    if where is None and settings.verify_with_ci:
         # No bucket: CI could not be asked about this job (pipeline._confirm), so nothing vouches for it.
-        log.warning("notification not sent", jobId=notice.job_id, outcome=notice.outcome, host=host,
+        log.warning("notification not sent", jobId=notice.job_id, outcome=notice.outcome,
                     reason="the job names no bucket to confirm it in with CI")
-        return "failed"
+        return {"sent": 0, "already-sent": 0, "failed": len(urls)}
     try:
-        if marker is not None and retrying(partial(store.head, marker), deadline) is not None:
-            log.info("notification already sent", jobId=notice.job_id, outcome=notice.outcome, host=host)
-            return "already-sent"
+        announced = announced_in(retrying(partial(store.get_bytes, where), deadline), notice.job_id) \
+            if where is not None else {}
     except (TransientError, StorageError) as exc:
-        log.error("notification not sent", jobId=notice.job_id, outcome=notice.outcome, host=host,
-                  reason=f"whether it was sent before could not be read: {exc}")
-        return "failed"
-    try:
-        deliver(build_request(notice, url, fmt, settings.notify_secret, time.time()), fmt, send, deadline)
-    except DeliveryFailed as exc:
-        log.error("notification failed", jobId=notice.job_id, outcome=notice.outcome, host=host, format=fmt,
-                  reason=str(exc))
-        return "failed"
-    log.info("notification sent", jobId=notice.job_id, outcome=notice.outcome, host=host, format=fmt)
-    if marker is None:
+        log.error("notification not sent", jobId=notice.job_id, outcome=notice.outcome,
+                  reason=f"what was announced before could not be read: {exc}")
+        return {"sent": 0, "already-sent": 0, "failed": len(urls)}
+    tally, entries = {"sent": 0, "already-sent": 0, "failed": 0}, []
+    for url in urls:
+        host = urllib.parse.urlsplit(url).hostname or "?"
+        message = narrowed(notice, announced.get(url_hash(url), frozenset()))
+        if message is None:
+            log.info("notification already sent", jobId=notice.job_id, outcome=notice.outcome, host=host)
+            tally["already-sent"] += 1
+            continue
+        entry = _send_one(message, url, host, settings, send, deadline)
+        tally["sent" if entry else "failed"] += 1
+        entries += [entry] if entry else []
+    if entries and where is None:
         log.warning("notification sent, but the job names no bucket to remember it in: a replay sends it again",
                     jobId=notice.job_id)
-        return "sent"
-    record = json.dumps({"jobId": notice.job_id, "outcome": notice.outcome, "format": fmt, "host": host,
-                         "webhookId": message_id(notice), "requestId": notice.request_id,
-                         "sentAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}).encode()
+    elif entries and where is not None:
+        _record(store, where, notice.job_id, entries, deadline)
+    return tally
+
+
+def _send_one(message: Notice, url: str, host: str, settings: Settings, send: Send,
+              deadline: Deadline) -> dict[str, Any] | None:
+    """Deliver `message` to `url`; its record entry, or None when it failed (logged)."""
+    fmt = notify_format_of(url, settings.notify_format)
     try:
-        retrying(partial(store.put_bytes, marker, record, "application/json"), deadline)
-    except (TransientError, StorageError) as exc:
-        log.error("notification sent but not recorded: a replay will send it again", jobId=notice.job_id,
+        deliver(build_request(message, url, fmt, settings.notify_secret, time.time()), fmt, send, deadline)
+    except DeliveryFailed as exc:
+        log.error("notification failed", jobId=message.job_id, outcome=message.outcome, host=host, format=fmt,
                   reason=str(exc))
-    return "sent"
+        return None
+    log.info("notification sent", jobId=message.job_id, outcome=message.outcome, host=host, format=fmt)
+    return record_entry(message, url, host, fmt, time.time())
+
+
+def _record(store: MarkerStore, where: OutputObject, job_id: str, entries: list[dict[str, Any]],
+            deadline: Deadline) -> None:
+    """Add the messages sent to the job's record: read right before writing, read back after (another
+    invocation's write may have landed in between), written again once when ours was dropped."""
+    def write() -> None:
+        store.put_bytes(where, merged_record(store.get_bytes(where), job_id, entries), "application/json")
+    try:
+        retrying(write, deadline)
+        if record_lost(retrying(partial(store.get_bytes, where), deadline), job_id, entries):
+            retrying(write, deadline)
+    except (TransientError, StorageError) as exc:
+        log.error("notification sent but not recorded: a replay will send it again", jobId=job_id,
+                  reason=str(exc))
 
 
 _sender: Sender | None = None
