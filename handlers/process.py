@@ -19,6 +19,7 @@ from handlers.callback import all_outputs, unplaced_reason
 from handlers.config import Settings
 from handlers.cos import ObjectStore
 from handlers.deadline import Deadline, retrying
+from handlers.errors import StorageError, TransientError
 from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, Outcome, OutputObject, Verdict
 from handlers.moves import find_moved, move
 from handlers.policy import movable, reads_tags, tags_on
@@ -147,8 +148,15 @@ def _joined(failed: ObjectResult, after: ObjectResult) -> ObjectResult:
 
 
 def _hashed_while_pending(check: Check, job_id: str, read_tags: TagReader) -> bool:
-    """Whether the object carries this job's `pending` and the hash it announced has decided the verdict."""
-    return check.verdict in SETTLED and check.state is not None and _pending_of(job_id, read_tags())
+    """Whether the object carries this job's `pending` and the hash it announced has decided the verdict.
+    Tags that cannot be read say nothing: the verdict stands, and a `pending` left there is taken off by the
+    next delivery or sweep tick, which find the job unfinished by it."""
+    if check.verdict not in SETTLED or check.state is None:
+        return False
+    try:
+        return _pending_of(job_id, read_tags())
+    except (TransientError, StorageError):
+        return False
 
 
 def _pending_of(job_id: str, tags: dict[str, str] | None) -> bool:
