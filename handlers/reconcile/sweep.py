@@ -57,6 +57,7 @@ SCF_ASYNC_ATTEMPTS = 3  # an asynchronous invocation that fails is tried twice m
 SCF_RETRY_GAP = timedelta(minutes=1)  # about a minute apart
 INVOKES_PER_SECOND = 50  # the Invoke API takes at most 100 a second for the account: half, for callbacks
 MAX_BATCH = 1000  # job ids per worker: ~40 KB of the 128 KB an asynchronous event may carry
+INVOKE_SECONDS = 2.0  # the least time left to hand a batch off (handlers/dispatch.invoke_timeout: half of it)
 
 
 class JobLister(Protocol):
@@ -486,7 +487,7 @@ class _ListSweep:
         if not batch:
             return
         hand_off = self.sweep._hand_off
-        if hand_off is None or self.sweep._workers_left <= 0 or self.work.remaining() < self.reserve:
+        if hand_off is None or self.sweep._workers_left <= 0 or self.deadline.remaining() < INVOKE_SECONDS:
             self.report.left_unchecked += len(batch)
             return
         pause = 1 / INVOKES_PER_SECOND - (time.monotonic() - self.sweep._last_invoke)
