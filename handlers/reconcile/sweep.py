@@ -252,7 +252,6 @@ class _ListSweep:
         self.heads = ThreadPoolExecutor(s.concurrency, thread_name_prefix="settled")
         self.seen = cp.Observations()
         self.batch: list[Job] = []
-        self.listed: dict[str, Job] = {}  # the jobs read into models this tick, by id
         self.rechecks: set[str] = set()  # settled jobs a later job's outputs call into question
 
     def run(self) -> None:
@@ -423,7 +422,6 @@ class _ListSweep:
         writes again is looked at again once settled (its report would name bytes that are gone)."""
         created = job.creation_time
         assert created is not None
-        self.listed[job.job_id] = job
         for target in output_objects(job):
             key = f"{target.bucket}/{target.key}"
             writer = self.seen.outputs.get(key) or checkpoint.outputs.get(key)
@@ -438,18 +436,15 @@ class _ListSweep:
 
     def _recheck(self) -> None:
         """The settled jobs whose output a later job wrote again: through the pipeline once more, as CI
-        reports them (read back from CI when this tick did not list them)."""
-        ids = sorted(self.rechecks)
+        reports them now (read back, ten to a request: rare, and no model is kept for it meanwhile)."""
+        ids = tuple(sorted(self.rechecks))
         if not ids:
             return
-        jobs = {i: self.listed[i] for i in ids if i in self.listed}
-        missing = tuple(i for i in ids if i not in jobs)
-        if missing:
-            try:
-                jobs.update(describe_jobs(self.sweep._lister.describe, self.ref.bucket, self.ref.region, missing,
-                                          self.work))
-            except CiUnavailable as exc:
-                self.report.errors.append(f"{self.ref.label()}: jobs to look at again could not be read back: {exc}")
+        try:
+            jobs = describe_jobs(self.sweep._lister.describe, self.ref.bucket, self.ref.region, ids, self.work)
+        except CiUnavailable as exc:
+            self.report.errors.append(f"{self.ref.label()}: jobs to look at again could not be read back: {exc}")
+            return
         for job in jobs.values():
             self.report.rechecked += 1
             self.checker.submit(job)

@@ -15,6 +15,7 @@ from typing import Any
 
 from handlers import log
 from handlers.ci import CiUnavailable, describe_jobs
+from handlers.config import ANY_BUCKET, Settings
 from handlers.deadline import Deadline
 from handlers.errors import StorageError, TransientError
 from handlers.models import Job
@@ -25,21 +26,23 @@ from handlers.reconcile.settled import needs_no_marker, settled_now, state_prefi
 from handlers.reconcile.sweep import EXAMPLES, MAX_BATCH
 
 
-def order_of(payload: Mapping[str, Any], covered: tuple[tuple[str, str], ...]) -> tuple[str, str, list[str]]:
-    """(bucket, region, job ids) of a well-formed batch for a bucket the sweep covers; Refused otherwise."""
+def order_of(payload: Mapping[str, Any], settings: Settings) -> tuple[str, str, list[str]]:
+    """(bucket, region, job ids) of a well-formed batch for a bucket the sweep covers or the allow-list
+    names (a backfill's); Refused otherwise."""
     bucket, region, ids = payload.get("bucket"), payload.get("region"), payload.get("jobIds")
     if not isinstance(bucket, str) or not isinstance(region, str) or not isinstance(ids, list) \
             or not all(isinstance(i, str) and i for i in ids) or len(ids) > MAX_BATCH:
         raise Refused(f"a reconcile batch names a bucket, a region and at most {MAX_BATCH} job ids")
-    if (bucket, region) not in covered:
-        raise Refused(f"bucket {bucket} in {region} is not one RECONCILE_BUCKETS sweeps")
+    swept = (bucket, region) in settings.reconcile_buckets
+    if not swept and ANY_BUCKET not in settings.allowed_buckets and bucket not in settings.allowed_buckets:
+        raise Refused(f"bucket {bucket} is neither swept (RECONCILE_BUCKETS) nor in ALLOWED_BUCKETS")
     return bucket, region, list(dict.fromkeys(ids))
 
 
 def handle(pipeline: Pipeline, payload: Mapping[str, Any], deadline: Deadline, request_id: str) -> dict[str, Any]:
     settings = pipeline.settings
     try:
-        bucket, region, ids = order_of(payload, settings.reconcile_buckets)
+        bucket, region, ids = order_of(payload, settings)
     except Refused as exc:
         log.warning("reconcile batch refused", reason=str(exc))
         return {"refused": str(exc)}

@@ -8,9 +8,9 @@ from datetime import datetime, timedelta, timezone
 import xmltodict
 
 from handlers.tags import JOB_TAG, VERIFY_TAG
-from tests.conftest import http_event, invoke
+from tests.conftest import http_event, invoke, md5
 from tests.reconcile.jobs import STATE, TIMER, ci_lists, job_id, output_key, requests_of, seed_job
-from tests.samples import BUCKET, REGION
+from tests.samples import BUCKET, REGION, job_xml
 
 CONTEXT = {"request_id": "tick", "time_limit_in_ms": 30000}
 CHECKPOINT = f"{STATE}sweep/p{'0' * 32}/VoiceSeparate.checkpoint"
@@ -150,3 +150,23 @@ def test_a_job_settled_long_ago_is_not_checked_again_after_the_window_moves(emul
     again = app.handle(TIMER, {**CONTEXT, "request_id": "tick-2"})["sweep"]
     assert (again["listed"], again["checked"]) == (0, 0)
     assert requests_of(emulator, "HEAD") == [] and requests_of(emulator, query="tagging") == []
+
+
+def test_a_later_job_writing_a_settled_jobs_output_again_has_the_earlier_one_looked_at_again(emulator, make_app):
+    """Settled jobs are not looked at again, but when the sweep lists a job writing an output of an
+    earlier one, the earlier job's report would name bytes that are gone: it is checked once more."""
+    app = sweep_app(make_app, REPORT_PREFIX="reports/")
+    invoke(app, http_event(seed_job(emulator, 1, minutes_ago=20, outputs=1)))
+    assert app.handle(TIMER, CONTEXT)["sweep"]["alreadyDone"] == 1
+    now = datetime.now(timezone(timedelta(hours=8)))
+    data = b"job 2 wrote this"
+    emulator.put_object(BUCKET, output_key(1), data)  # job 2, later, writes job 1's output again
+    created = now - timedelta(seconds=30)  # after the first tick (CI lists a job from its creation on)
+    times = tuple(t.strftime("%Y-%m-%dT%H:%M:%S%z") for t in (created, created, now))
+    body = job_xml(md5s={output_key(1): md5(data)}, names=[], job_id=job_id(2), times=times)
+    emulator.register_job(BUCKET, xmltodict.parse(body)["Response"]["JobsDetail"])  # its callback is lost
+    tick = app.handle(TIMER, {**CONTEXT, "request_id": "tick-2"})["sweep"]
+    assert (tick["checked"], tick["rechecked"]) == (2, 1)
+    first = json.loads(emulator.object_bytes(BUCKET, f"reports/{job_id(1)}.json"))
+    assert [o["verdict"] for o in first["objects"]] == ["superseded"]
+    assert emulator.tags(BUCKET, output_key(1)) == {VERIFY_TAG: "verified", JOB_TAG: job_id(2)}
