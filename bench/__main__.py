@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from bench import cold_start, critical_path, package_size, parsing, ranged, server_mode, streaming
+from bench import scale as sweep_scale
 from bench.figures import Figure, table, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -32,12 +33,13 @@ class Scale:
     ranged_bytes: int  # read in ranges over several connections
     import_runs: int  # fresh processes per import figure
     parse_rounds: int
+    sweep: sweep_scale.Size  # the reconciliation sweep's jobs
 
 
 FULL = Scale(outputs=200, runs=5, naive_runs=1, object_bytes=1 << 30, ranged_bytes=2 << 30, import_runs=15,
-             parse_rounds=400)
+             parse_rounds=400, sweep=sweep_scale.FULL)
 QUICK = Scale(outputs=20, runs=1, naive_runs=1, object_bytes=32 << 20, ranged_bytes=64 << 20, import_runs=3,
-              parse_rounds=20)
+              parse_rounds=20, sweep=sweep_scale.QUICK)
 
 
 def machine(quick: bool) -> dict:
@@ -58,6 +60,7 @@ def run(scale: Scale) -> list[Figure]:
             *_timed("server mode", server_mode.measure, scale.outputs),
             *_timed("cold start", cold_start.measure, scale.import_runs, tree),  # also from the package's tree
             *_timed("parse cost", parsing.measure, scale.parse_rounds),
+            *_timed("sweep at scale", sweep_scale.measure, scale.sweep),
             *package,
         ]
 

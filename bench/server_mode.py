@@ -48,8 +48,8 @@ def bytes_read(requests: list[Any], sizes: dict[str, int]) -> int:
     for record in requests:
         if record.service != "cos" or record.method != "GET" or not record.key or record.status not in (200, 206):
             continue
-        if {"tagging", "ci-process"} & set(record.query):
-            continue
+        if {"tagging", "ci-process"} & set(record.query) or record.key not in sizes:
+            continue  # tag reads, CI's hashes, and the function's own records (hash-job ledgers) are no output
         wanted = (record.headers.get("range") or "").removeprefix("bytes=")
         if wanted and "-" in wanted:
             start, _, end = wanted.partition("-")

@@ -9,7 +9,8 @@ import sys
 from localcloud.runner import ROOT
 
 FIGURES = (
-    "critical path, 2 outputs", "critical path, 2 outputs, CI cross-check on", "critical path, 20 outputs",
+    "critical path, 2 outputs", "critical path, 2 outputs, CI cross-check on",
+    "critical path, 2 outputs, sweep configured", "critical path, 20 outputs",
     "function CPU per COS request, 20 outputs", "COS requests, 2 outputs", "COS requests, 20 outputs",
     "callback time, 2 outputs", "callback time, 20 outputs",
     "streaming verification, 32 MiB", "peak memory growth, 32 MiB", "naive verification, 32 MiB",
@@ -22,6 +23,13 @@ FIGURES = (
     "server mode: callback time, 20 multipart outputs",
     "cold-start import", "cold-start import, as deployed (no bytecode)", "first invocation after import, 2 outputs",
     "parse, documented XML callbacks", "parse, documented JSON callbacks",
+    "sweep: requests per job in the window, steady state (200 jobs, 20 new), 20 ms a request",
+    "sweep: function CPU per job in the window, steady state (200 jobs, 20 new), 20 ms a request",
+    "sweep: tick time, steady state (200 jobs, 20 new), 20 ms a request",
+    "sweep: ticks to verify 100 lost callbacks among 200 jobs, 60 s timeout",
+    "sweep: invocations past their 60 s limit during that catch-up",
+    "sweep: most jobs a minute one tick keeps up with, 60 s timeout",
+    "sweep: most jobs a minute one tick keeps up with, 900 s timeout",
     "deploy package (zip)",
 )
 FIELDS = {"name", "value", "unit", "baseline", "baseline_value", "ratio", "ratio_is", "target", "met", "note"}
