@@ -17,7 +17,8 @@ from handlers.ci import JobNotConfirmed, Lookup, describe_jobs, needs_confirmati
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Callback, Job, JobResult, OutputObject, Verdict
-from handlers.report import combined, entry_standing, job_entry
+from handlers.outcome import combined, entry_standing
+from handlers.report import job_entry
 
 STATE_PREFIX = ".ci-callback-verifier/"  # the function's own records (notification markers) without REPORT_PREFIX
 

@@ -20,10 +20,10 @@ from handlers.config import Settings
 from handlers.cos import ObjectStore
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, Outcome, OutputObject, Verdict
+from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, OutputObject, Verdict
 from handlers.moves import find_moved, move
+from handlers.outcome import outcome_of
 from handlers.policy import movable, reads_tags, tags_on
-from handlers.report import combined, standing
 from handlers.tags import JOB_TAG, VERIFY_TAG
 from handlers.verify import check_object
 
@@ -32,14 +32,6 @@ if TYPE_CHECKING:
 
 # Verdicts about the bytes that stand until the object changes.
 SETTLED = frozenset({Verdict.VERIFIED, Verdict.MISMATCH, Verdict.UNVERIFIABLE})
-
-
-def outcome_of(job: Job, results: tuple[ObjectResult, ...]) -> Outcome:
-    if job.unfinished:  # named before its end (a workflow's task, a report's read-back): the sweep checks it
-        return Outcome.SKIPPED
-    if not job.succeeded:
-        return Outcome.FAILED_JOB
-    return combined(standing(r.check.verdict.value, r.check.too_large, bool(r.error)) for r in results)
 
 
 class Processor:

@@ -48,6 +48,7 @@ from handlers.hashledger import HashLedger
 from handlers.http import HttpError
 from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.nodes import MalformedCallback, as_list
+from handlers.outcome import outcome_of
 from handlers.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG
 from handlers.verify import SUPERSEDED_AFTER, decide_by_content, decide_without_content
 
@@ -531,8 +532,6 @@ def finish(callback: Callback, hashing: CiHashing, run_one: RunOne, settings: Se
 
     Raises JobNotConfirmed (403) for a job CI does not know or whose account contradicts itself, CiUnavailable
     (503), MalformedCallback (400) for a job that names no bucket to ask."""
-    from handlers.process import outcome_of
-
     results: list[JobResult] = []
     for claimed in (job for job in callback.jobs_detail if is_hash_callback(job)):
         where = claimed.input
