@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import Check, Method, ObjectResult, ObjectState, OutputObject, Verdict
-from handlers.tags import JOB_TAG, VERIFY_TAG, plan_tags
+from handlers.tags import JOB_TAG, VERIFY_TAG, plan_tags, without_ours
 
 TagReader = Callable[[], "dict[str, str] | None"]
 R = TypeVar("R")
@@ -60,12 +60,6 @@ def merged_back(after: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, 
         return None
     plan = plan_tags(after, ours[VERIFY_TAG], ours[JOB_TAG])
     return dict(plan.tags) if plan.tags is not None else None
-
-
-def without_ours(current: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str] | None:
-    """`current` with our tags taken off, or None when it carries none of them."""
-    kept = {k: v for k, v in current.items() if ours.get(k) != v}
-    return kept if len(kept) != len(current) else None
 
 
 # --- I/O ----------------------------------------------------------------------------------

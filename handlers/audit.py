@@ -20,8 +20,6 @@ from handlers.models import Callback, Job, JobResult, OutputObject, Verdict
 from handlers.outcome import combined, entry_standing
 from handlers.report import job_entry
 
-STATE_PREFIX = ".ci-callback-verifier/"  # the function's own records (notification markers) without REPORT_PREFIX
-
 
 class Writer(Protocol):
     def get_bytes(self, target: OutputObject) -> bytes | None: ...

@@ -57,11 +57,12 @@ import requests
 import urllib3
 
 from handlers import exchange, log
-from handlers.audit import STATE_PREFIX, location_of
+from handlers.audit import location_of
 from handlers.config import Settings, notify_format_of, webhook_key
 from handlers.deadline import MIN_ATTEMPT_SECONDS, Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.models import JobResult, ObjectResult, Outcome, OutputObject
+from handlers.records import STATE_PREFIX
 
 ATTEMPT_SECONDS = 5.0  # one delivery attempt waits at most this long (less when the invocation has less)
 MAX_ANSWER_BYTES = 64 * 1024  # a robot answers a small JSON object; the rest is never read

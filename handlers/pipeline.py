@@ -100,7 +100,8 @@ class Pipeline:
         callback = confirmed(callback, ci.describe, deadline)
         if self.settings.report_prefix or self.settings.notify_urls:
             # A report or a message goes out for failed jobs too: CI must back those as well.
-            from handlers.audit import STATE_PREFIX, confirmed_for_reports
+            from handlers.audit import confirmed_for_reports
+            from handlers.records import STATE_PREFIX
             callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix or STATE_PREFIX,
                                              deadline)
         check_allowed(callback, self.settings)  # CI's account of a job names its own buckets
@@ -139,7 +140,8 @@ class Pipeline:
         written costs the sweep another look at the job, never a verdict: it is logged, not retried."""
         if not self.settings.reconcile_buckets:
             return
-        from handlers.reconcile.settled import record, state_prefix
+        from handlers.reconcile.settled import record
+        from handlers.records import state_prefix
         for problem in record(results, state_prefix(self.settings.report_prefix), self.store.bound(deadline),
                               deadline, request_id):
             log.warning("settled marker not written", reason=problem)

@@ -37,8 +37,6 @@ from urllib.parse import quote, unquote
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from handlers import exchange, log
-from handlers.actions import without_ours
-from handlers.audit import STATE_PREFIX
 from handlers.ci import CiUnavailable, JobNotConfirmed, ci_call
 from handlers.config import Settings
 from handlers.cos import Clients, ObjectStore
@@ -49,7 +47,8 @@ from handlers.http import HttpError
 from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.nodes import MalformedCallback, as_list
 from handlers.outcome import outcome_of
-from handlers.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG
+from handlers.records import STATE_PREFIX
+from handlers.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG, without_ours
 from handlers.verify import SUPERSEDED_AFTER, decide_by_content, decide_without_content
 
 SYNC_LIMIT = 128 * 1024 * 1024  # the sync API hashes files "小于128MB" (smaller than 128 MB)

@@ -30,8 +30,8 @@ from typing import Any, TextIO
 
 import urllib3
 
-from handlers.audit import STATE_PREFIX
 from handlers.config import ConfigError, Settings, _endpoint, _report_prefix
+from handlers.records import STATE_PREFIX
 from handlers.tags import JOB_TAG, VERIFY_TAG
 
 FAILING_VERDICTS = ("mismatch", "missing")  # what makes the exit status 1

@@ -58,3 +58,9 @@ def plan_tags(existing: Mapping[str, str], verdict: str, job_id: str) -> TagPlan
         users = len(merged) - len(ours)
         return TagPlan(None, skipped=f"the object has {users} tags of its own; COS allows {MAX_TAGS} in all")
     return TagPlan(merged)
+
+
+def without_ours(current: Mapping[str, str], ours: Mapping[str, str]) -> dict[str, str] | None:
+    """`current` with our tags taken off, or None when it carries none of them."""
+    kept = {k: v for k, v in current.items() if ours.get(k) != v}
+    return kept if len(kept) != len(current) else None

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import xmltodict
 
-from handlers.audit import STATE_PREFIX
 from handlers.config import ConfigError, Settings
+from handlers.records import STATE_PREFIX
 from handlers.serverhash import HASH_JOB_TAG, MAX_USER_DATA, Ticket, decode, encode
 from handlers.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos.file_jobs import SYNC_LIMIT, FileJobCallback

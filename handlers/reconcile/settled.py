@@ -24,7 +24,6 @@ import time
 from functools import partial
 from typing import Protocol
 
-from handlers.audit import STATE_PREFIX
 from handlers.callback import output_objects
 from handlers.ci import job_place
 from handlers.config import Settings
@@ -51,11 +50,6 @@ class MarkerStore(Protocol):
 
 class TaggedStore(MarkerStore, Protocol):
     def tags(self, target: OutputObject) -> dict[str, str] | None: ...
-
-
-def state_prefix(report_prefix: str) -> str:
-    """Where the function keeps its own records: REPORT_PREFIX when set (as notification markers do)."""
-    return report_prefix or STATE_PREFIX
 
 
 def marker_of(job: Job, prefix: str) -> OutputObject | None:

@@ -43,7 +43,8 @@ from handlers.nodes import MalformedCallback
 from handlers.reconcile import checkpoint as cp
 from handlers.reconcile import lease
 from handlers.reconcile.checks import Checked, Checker, JobNotChecked, JobRunner, JobSkipped
-from handlers.reconcile.settled import marker_at, needs_no_marker, settled_now, state_prefix
+from handlers.reconcile.settled import marker_at, needs_no_marker, settled_now
+from handlers.records import state_prefix
 
 __all__ = ["JobNotChecked", "JobSkipped", "ListRef", "Period", "Sweep", "SweepReport"]
 

@@ -22,8 +22,9 @@ from handlers.models import Job
 from handlers.pipeline import Pipeline, Refused, RetryLater
 from handlers.reconcile.checks import Checker
 from handlers.reconcile.jobs import job_runner, outside_allow_lists
-from handlers.reconcile.settled import needs_no_marker, settled_now, state_prefix
+from handlers.reconcile.settled import needs_no_marker, settled_now
 from handlers.reconcile.sweep import EXAMPLES, MAX_BATCH
+from handlers.records import state_prefix
 
 
 def order_of(payload: Mapping[str, Any], settings: Settings) -> tuple[str, str, list[str]]:
