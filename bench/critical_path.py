@@ -88,7 +88,7 @@ def measure(outputs: int, runs: int, naive_runs: int) -> list[Figure]:
         app = App(Settings.from_env(function_env(emulator.endpoint)))
         app_with_ci = App(Settings.from_env(function_env(emulator.endpoint, VERIFY_WITH_CI="true")))
         # A sweep configured (as RECONCILE_BUCKETS defaults to ALLOWED_BUCKETS in SCF's region): each settled
-        # job's marker is written after its tags (handlers/reconcile/settled.py).
+        # job's marker is written after its tags (handlers/operations/settled.py).
         app_marked = App(Settings.from_env(function_env(emulator.endpoint, DEFAULT_REGION=REGION,
                                                         RECONCILE_BUCKETS=BUCKET)))
         naive = NaiveVerifier(emulator.endpoint, SECRET_ID, SECRET_KEY, TOKEN, REGION).handle

@@ -1,4 +1,4 @@
-"""Parse cost: callbacks parsed per second into the typed model (handlers.callback.parse_callback),
+"""Parse cost: callbacks parsed per second into the typed model (handlers.intake.callback.parse_callback),
 against the bare parser alone (xmltodict.parse / json.loads) on the same bodies: Tencent's
 documented examples in tests/fixtures/."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ import xmltodict
 
 from bench.figures import Figure
 from bench.workload import FIXTURES
-from handlers.callback import parse_callback
+from handlers.intake.callback import parse_callback
 
 XML = ("voice_separate_task.xml", "voice_separate_workflow.xml")
 JSON = ("voice_separate_workflow.json",)

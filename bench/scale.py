@@ -46,7 +46,7 @@ from handlers.config import Settings
 from handlers.deadline import Deadline
 from handlers.reconcile.jobs import job_runner, outside_allow_lists
 from handlers.reconcile.sweep import Sweep
-from handlers.tags import JOB_TAG, VERIFY_TAG
+from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.scf import ScfEmulator
 
 DELAY = 0.02

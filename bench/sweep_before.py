@@ -20,15 +20,15 @@ from datetime import datetime, timedelta, timezone
 from functools import partial
 from typing import Protocol
 
-from handlers.callback import output_objects
-from handlers.ci import JobPage
+from handlers.actions.moves import destination_for
+from handlers.actions.policy import movable
+from handlers.ci.jobs import JobPage
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Callback, Job, JobResult, OutputObject, Verdict
-from handlers.moves import destination_for
-from handlers.policy import movable
-from handlers.tags import JOB_TAG, VERIFY_TAG
+from handlers.intake.callback import output_objects
+from handlers.intake.models import Callback, Job, JobResult, OutputObject, Verdict
+from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 
 FINAL = {Verdict.VERIFIED.value, Verdict.MISMATCH.value, Verdict.UNVERIFIABLE.value}
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
@@ -193,10 +193,10 @@ def tick(pipeline, settings: Settings, deadline: Deadline, request_id: str) -> S
     may name no bucket to reconcile, so that it writes none of today's settled markers."""
     import time as _time
 
-    from handlers.auth import check_allowed
-    from handlers.callback import MalformedCallback
-    from handlers.ci import CiUnavailable, JobNotConfirmed
-    from handlers.http import HttpError
+    from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
+    from handlers.intake.auth import check_allowed
+    from handlers.intake.callback import MalformedCallback
+    from handlers.intake.http import HttpError
 
     def verify_job(callback: Callback, job_deadline: Deadline) -> tuple[list[JobResult], list[str]]:
         try:

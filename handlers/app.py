@@ -12,16 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers import log
-from handlers.auth import configuration_problem
-from handlers.ci import CiJobs
+from handlers.ci.jobs import CiJobs
 from handlers.config import ConfigError, Settings
-from handlers.cos import Clients, ObjectStore
 from handlers.deadline import Deadline
-from handlers.dispatch import Dispatcher
-from handlers.events import WORKER_KEY, Kind, kind_of
-from handlers.http import response
+from handlers.intake.auth import configuration_problem
+from handlers.intake.dispatch import Dispatcher
+from handlers.intake.events import WORKER_KEY, Kind, kind_of
+from handlers.intake.http import response
 from handlers.pipeline import Pipeline, Refused, RetryLater
 from handlers.process import Processor
+from handlers.storage.cos import Clients, ObjectStore
 from handlers.triggers import queue, timer, worker
 from handlers.triggers.http import HttpTrigger
 

@@ -12,16 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers import log
-from handlers.auth import check_allowed
-from handlers.callback import MalformedCallback, parse_callback
-from handlers.ci import CiJobs, CiUnavailable, JobNotConfirmed, confirmed
+from handlers.ci.jobs import CiJobs, CiUnavailable, JobNotConfirmed, confirmed
 from handlers.config import ANY_BUCKET, Settings
-from handlers.cos import ObjectStore
 from handlers.deadline import Deadline
-from handlers.http import HttpError
-from handlers.models import Callback, JobResult
+from handlers.intake.auth import check_allowed
+from handlers.intake.callback import MalformedCallback, parse_callback
+from handlers.intake.http import HttpError
+from handlers.intake.models import Callback, JobResult
+from handlers.operations.answer import needs_retry, object_entry
 from handlers.process import Processor
-from handlers.report import needs_retry, object_entry
+from handlers.storage.cos import ObjectStore
 
 # Workflow expansion, server-side hashing, notifications and audit reports are imported where
 # they are used: most invocations need none of them, and every module imported at the top
@@ -88,7 +88,7 @@ class Pipeline:
         """VERIFY_MODE=server: a FileHashCode callback completes the verdicts it was started for."""
         if not any(job.tag == "FileHashCode" for job in callback.jobs_detail):
             return [], callback
-        from handlers.serverhash import finish
+        from handlers.checking.serverhash import finish
         return finish(callback, self.processor.server_hash().hashing, self.processor.finish_hashed,
                       self.settings, deadline)
 
@@ -100,8 +100,8 @@ class Pipeline:
         callback = confirmed(callback, ci.describe, deadline)
         if self.settings.report_prefix or self.settings.notify_urls:
             # A report or a message goes out for failed jobs too: CI must back those as well.
-            from handlers.audit import confirmed_for_reports
-            from handlers.records import STATE_PREFIX
+            from handlers.operations.audit import confirmed_for_reports
+            from handlers.storage.records import STATE_PREFIX
             callback = confirmed_for_reports(callback, ci.describe, self.settings.report_prefix or STATE_PREFIX,
                                              deadline)
         check_allowed(callback, self.settings)  # CI's account of a job names its own buckets
@@ -111,7 +111,7 @@ class Pipeline:
         """A WorkflowFinish names its jobs; CI has their outputs."""
         if callback.workflow_execution is None:
             return callback
-        from handlers.workflow import expand
+        from handlers.ci.workflow import expand
         candidates = tuple(b for b in self.settings.allowed_buckets if b != ANY_BUCKET)
         callback = expand(callback, self.ci_jobs.bound(deadline).describe, self.settings.region, deadline, candidates)
         check_allowed(callback, self.settings)  # the jobs CI reports for it name their own buckets
@@ -121,13 +121,13 @@ class Pipeline:
                 request_id: str) -> Mapping[str, Mapping[str, Any]]:
         if not self.settings.notify_urls:
             return {}
-        from handlers.notify import notify
+        from handlers.operations.notify import notify
         return notify(results, self.settings, self.store.bound(deadline), deadline, request_id)
 
     def _report(self, results: list[JobResult], deadline: Deadline, request_id: str, started: float) -> list[str]:
         if not self.settings.report_prefix:
             return []
-        from handlers.audit import write_reports
+        from handlers.operations.audit import write_reports
         problems = write_reports(results, self.settings.report_prefix, self.store.bound(deadline), deadline,
                                  request_id, started)
         for problem in problems:
@@ -136,12 +136,12 @@ class Pipeline:
 
 
     def _settle(self, results: list[JobResult], deadline: Deadline, request_id: str) -> None:
-        """The sweep tells a settled job by one marker (handlers/reconcile/settled.py). One that is not
+        """The sweep tells a settled job by one marker (handlers/operations/settled.py). One that is not
         written costs the sweep another look at the job, never a verdict: it is logged, not retried."""
         if not self.settings.reconcile_buckets:
             return
-        from handlers.reconcile.settled import record
-        from handlers.records import state_prefix
+        from handlers.operations.settled import record
+        from handlers.storage.records import state_prefix
         for problem in record(results, state_prefix(self.settings.report_prefix), self.store.bound(deadline),
                               deadline, request_id):
             log.warning("settled marker not written", reason=problem)

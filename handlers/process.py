@@ -2,10 +2,10 @@
 
 Per object the critical path is three round trips: HEAD (with the tag read beside it), the
 tag write, then the tag read-back that catches a concurrent writer beside the HEAD that
-proves the tags landed on the version checked (handlers/actions.py: COS has no conditional
+proves the tags landed on the version checked (handlers/actions/tag.py: COS has no conditional
 tagging).
 Content hashing adds one streamed GET (and a fresh tag read) only when the ETag cannot
-decide; a move adds its own steps (handlers/moves.py).
+decide; a move adds its own steps (handlers/actions/moves.py).
 """
 from __future__ import annotations
 
@@ -14,21 +14,21 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from handlers.actions import Beside, R, TagReader, tag
-from handlers.callback import all_outputs, unplaced_reason
+from handlers.actions.moves import find_moved, move
+from handlers.actions.policy import movable, reads_tags, tags_on
+from handlers.actions.tag import Beside, R, TagReader, tag
+from handlers.checking.outcome import outcome_of
+from handlers.checking.verify import check_object
 from handlers.config import Settings
-from handlers.cos import ObjectStore
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Callback, Check, Job, JobResult, Method, ObjectResult, OutputObject, Verdict
-from handlers.moves import find_moved, move
-from handlers.outcome import outcome_of
-from handlers.policy import movable, reads_tags, tags_on
-from handlers.tags import JOB_TAG, VERIFY_TAG
-from handlers.verify import check_object
+from handlers.intake.callback import all_outputs, unplaced_reason
+from handlers.intake.models import Callback, Check, Job, JobResult, Method, ObjectResult, OutputObject, Verdict
+from handlers.storage.cos import ObjectStore
+from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 
 if TYPE_CHECKING:
-    from handlers.serverhash import FileJob, ServerHash
+    from handlers.checking.serverhash import FileJob, ServerHash
 
 # Verdicts about the bytes that stand until the object changes.
 SETTLED = frozenset({Verdict.VERIFIED, Verdict.MISMATCH, Verdict.UNVERIFIABLE})
@@ -49,13 +49,13 @@ class Processor:
     def server_hash(self) -> ServerHash:
         with self._server_lock:
             if self._server is None:
-                from handlers.cos import Clients
-                from handlers.serverhash import CiHashing, ServerHash
+                from handlers.checking.serverhash import CiHashing, ServerHash
+                from handlers.storage.cos import Clients
                 self._server = ServerHash(CiHashing(Clients(self._settings), self._settings), self._settings)
             return self._server
 
     def finish_hashed(self, job: Job, target: OutputObject, deadline: Deadline, hashed: FileJob) -> ObjectResult:
-        """One output of `job` whose FileHashCode job CI reports as `hashed` (handlers/serverhash.py)."""
+        """One output of `job` whose FileHashCode job CI reports as `hashed` (handlers/checking/serverhash.py)."""
         return self._one(job, target, self._store.bound(deadline), deadline, hashed)
 
     def close(self) -> None:
@@ -124,7 +124,7 @@ class Processor:
         """The object in place with our `pending` replaced by its verdict (the action tags), or taken off."""
         if tags_on(check.verdict, self._settings):
             return tag(check, job_id, read_tags, store, deadline, beside=self._beside(deadline))
-        from handlers.serverhash import clear_pending
+        from handlers.checking.serverhash import clear_pending
         return clear_pending(check, job_id, store, deadline)
 
     def _beside(self, deadline: Deadline) -> Beside:

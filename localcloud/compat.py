@@ -35,8 +35,8 @@ REDUCED_SIZES = {"FUZZ_EXAMPLES": "2100", "DRIFT_EXAMPLES": "10", "CONCURRENCY_S
 # Tests of tooling only (the benchmarks, the emulators, dev.py, serverless.yml), which never runs
 # in SCF: under the main interpreter only. The deploy package's own test stays: it runs the
 # unpacked package's report command, which SCF's Python 3.10 must run too.
-LEFT_OUT = ("tests/test_bench.py", "tests/localcloud", "tests/test_dev.py", "tests/test_serve.py",
-            "tests/test_serverless_yml.py")
+LEFT_OUT = ("tests/tooling/test_bench.py", "tests/localcloud", "tests/tooling/test_dev.py", "tests/tooling/test_serve.py",
+            "tests/tooling/test_serverless_yml.py")
 _IS_CPYTHON_310 = "import sys; print(sys.implementation.name == 'cpython' and sys.version_info[:2] == (3, 10))"
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import xmltodict
 
-from handlers.callback import parse_callback
-from handlers.ci import job_place
-from handlers.events import WORKER_KEY, worker_payload
+from handlers.ci.jobs import job_place
+from handlers.intake.callback import parse_callback
+from handlers.intake.events import WORKER_KEY, worker_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = ROOT / "events"

@@ -14,9 +14,9 @@ from typing import Any
 
 import xmltodict
 
-from handlers.callback import all_outputs, parse_callback
-from handlers.ci import job_place
-from handlers.models import Callback
+from handlers.ci.jobs import job_place
+from handlers.intake.callback import all_outputs, parse_callback
+from handlers.intake.models import Callback
 from localcloud.cos.errors import CosError
 
 CORPUS = Path(__file__).parent / "fixtures" / "ci"

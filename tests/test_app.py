@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from handlers.tags import JOB_TAG, VERIFY_TAG
+from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.samples import restamp
 from tests.conftest import http_event, invoke, md5
 from tests.samples import BUCKET, FIXTURES, job_xml

@@ -12,8 +12,8 @@ import tracemalloc
 import pytest
 import xmltodict
 
-from handlers.models import OutputObject
-from handlers.tags import VERIFY_TAG
+from handlers.intake.models import OutputObject
+from handlers.storage.tags import VERIFY_TAG
 from tests.conftest import function_env, http_event, invoke, md5
 from tests.samples import BUCKET, REGION, job_xml
 

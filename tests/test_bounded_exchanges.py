@@ -23,16 +23,16 @@ from handlers.app import App
 from localcloud.samples import ci_jobs
 from localcloud.scf import ScfEmulator
 from localcloud.webhook import WebhookReceiver
-from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, http_event, invoke, md5
-from tests.samples import BUCKET, REGION, job_xml
-from tests.test_server_mode_invariants import DATA as DATA_2M  # VERIFY_MODE=server's output, 2.4 MB in parts
-from tests.test_server_mode_invariants import (
+from tests.checking.test_server_mode_invariants import DATA as DATA_2M  # VERIFY_MODE=server's output, 2.4 MB in parts
+from tests.checking.test_server_mode_invariants import (
     output_writes,
     posted,  # noqa: F401  (a fixture)
     put_output,
     refuse_sync_hash,
     server_app,
 )
+from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, http_event, invoke, md5
+from tests.samples import BUCKET, REGION, job_xml
 
 PAUSE = 0.2  # seconds between the bytes a trickling server sends: each read is answered in time
 TIME_LIMIT_MS = 4000

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from handlers.app import create, misconfigured
-from handlers.auth import configuration_problem
 from handlers.config import ConfigError, Settings
+from handlers.intake.auth import configuration_problem
 
 BASE = {"TENCENTCLOUD_SECRETID": "id", "TENCENTCLOUD_SECRETKEY": "key"}
 EVERYTHING_UNSET = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "CALLBACK_TOKEN", "ALLOWED_BUCKETS")

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import json
 
-from handlers.tags import VERIFY_TAG
+from handlers.storage.tags import VERIFY_TAG
 from tests.conftest import http_event, invoke, md5
 from tests.samples import BUCKET, job_xml
-from tests.test_never_miss import TIMER, register
+from tests.scenarios.test_never_miss import TIMER, register
 
 
 def lines(log_lines: list[str], message: str) -> list[dict]:

@@ -5,7 +5,7 @@
 lists CI's jobs of the period in each of the bucket's media queues (or the --queue ones) and tags
 (--tags, else RECONCILE_TAGS), checks those not settled with the sweep's own machinery
 (handlers/reconcile/sweep.py), shows its progress on stderr, and ends with the report command's summary
-(handlers/summary.py). It keeps a checkpoint per list (`backfill/<QueueId>/<Tag>.checkpoint`, beside the
+(handlers/operations/summary.py). It keeps a checkpoint per list (`backfill/<QueueId>/<Tag>.checkpoint`, beside the
 sweep's), so an interrupted run resumes where it stopped when run again with the same --since (or a
 later one). Run here, it checks the jobs itself, CONCURRENCY at a time; for volumes that need SCF's
 fan-out, send the deployed function the same order as an event (`backfill_order`), and it hands
@@ -35,9 +35,9 @@ from typing import Any, TextIO
 from handlers import log
 from handlers.config import ANY_BUCKET, ConfigError, Settings
 from handlers.deadline import Deadline
-from handlers.dispatch import Dispatcher, function_ref
 from handlers.errors import StorageError, TransientError
-from handlers.events import WORKER_KEY
+from handlers.intake.dispatch import Dispatcher, function_ref
+from handlers.intake.events import WORKER_KEY
 from handlers.pipeline import Pipeline, Refused
 from handlers.reconcile.sweep import CI_TIME, Period, Sweep, SweepReport
 
@@ -50,7 +50,7 @@ FORMATS = ("table", "json", "csv")
 def period_of(since: str, until: str | None, now: datetime) -> tuple[datetime, datetime]:
     """(start, end) of a period given as `--since 30d` or a date, and an optional end (pure).
     Raises ValueError naming the mistake."""
-    from handlers.summary import since_cutoff  # the report command's own reading of --since
+    from handlers.operations.summary import since_cutoff  # the report command's own reading of --since
     start = since_cutoff(since, now)
     end = since_cutoff(until, now) if until else now + timedelta(seconds=1)
     if start >= end:
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         return 130
     finally:
         app.close()
-    from handlers.summary import CosListing, collect, render
+    from handlers.operations.summary import CosListing, collect, render
     summary = collect(CosListing(settings, args.bucket, region), args.bucket, "", settings.report_prefix, start,
                       progress)
     out.write(render(summary, args.format))

@@ -18,7 +18,7 @@ One small JSON object an operator can read and repair by hand, at
 A tick lists from `listedThrough` on (CI lists a job by its CreationTime only, so the listing never
 goes back over what it read: a job that finishes long after it was created is held by id and looked
 at again by id, ten to a request of DescribeMediaJob) and looks at the held jobs again. A job
-settles when its marker exists (handlers/reconcile/settled.py, never deleted) or CI lists it
+settles when its marker exists (handlers/operations/settled.py, never deleted) or CI lists it
 failed, cancelled or without outputs, so every claim stays true: any checkpoint is valid, and two of
 them merge (a job is settled if either says so). Two ticks that overlap (SCF's timer is asynchronous)
 and both write lose at most the other's progress, never a job. A held job older than the window is
@@ -42,7 +42,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from handlers.deadline import Deadline, retrying
-from handlers.models import OutputObject
+from handlers.intake.models import OutputObject
 
 VERSION = 2
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"  # CI's own format: an operator can copy a job's CreationTime in

@@ -14,8 +14,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from handlers.deadline import Deadline
-from handlers.models import Job, JobResult
-from handlers.reconcile.settled import settles
+from handlers.intake.models import Job, JobResult
+from handlers.operations.settled import settles
 
 # Until a few jobs have been measured, a job is assumed to keep one slot this long: VoiceSeparate's two
 # outputs take about ten requests, about 30 ms of CPU each, and SCF's 256 MB has a fraction of a CPU.

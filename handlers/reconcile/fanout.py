@@ -1,6 +1,6 @@
 """Handing the sweep's jobs to asynchronous invocations of this function (SCF `Invoke`, `Event`).
 
-The Dispatcher (handlers/dispatch.py) signs and sends the Invoke as it does for DISPATCH=async;
+The Dispatcher (handlers/intake/dispatch.py) signs and sends the Invoke as it does for DISPATCH=async;
 this only builds the event and bounds the wait. SCF's limits (DESIGN.md, SCF section): an
 asynchronous event carries at most 128 KB (a batch is job ids only: about 40 bytes each), the
 Invoke API takes at most 100 requests a second for the account (the sweep paces itself at half),
@@ -11,9 +11,9 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from handlers.deadline import Deadline
-from handlers.dispatch import Dispatcher, FunctionRef, fits_async, invoke_timeout
 from handlers.errors import StorageError, TransientError
-from handlers.events import reconcile_payload
+from handlers.intake.dispatch import Dispatcher, FunctionRef, fits_async, invoke_timeout
+from handlers.intake.events import reconcile_payload
 from handlers.reconcile.sweep import CI_TIME, HandOff, ListRef
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import time
 
-from handlers.auth import check_allowed
-from handlers.callback import MalformedCallback
-from handlers.ci import CiUnavailable, JobNotConfirmed
+from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
 from handlers.config import Settings
 from handlers.deadline import Deadline
-from handlers.http import HttpError
-from handlers.models import Callback, Job, JobResult
+from handlers.intake.auth import check_allowed
+from handlers.intake.callback import MalformedCallback
+from handlers.intake.http import HttpError
+from handlers.intake.models import Callback, Job, JobResult
 from handlers.pipeline import Pipeline
 from handlers.reconcile.checks import JobNotChecked, JobRunner, JobSkipped
 

@@ -17,7 +17,7 @@ from functools import partial
 from typing import Protocol
 
 from handlers.deadline import Deadline, retrying
-from handlers.models import OutputObject
+from handlers.intake.models import OutputObject
 
 CI_TIME = "%Y-%m-%dT%H:%M:%S%z"
 

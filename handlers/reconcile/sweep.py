@@ -9,7 +9,7 @@ configured tag, one list is swept under a lease (handlers/reconcile/lease.py):
    last tick stopped, never from further back than RECONCILE_WINDOW_MINUTES, a day at a time;
 2. a job the checkpoint knows, a failed or cancelled one, or one without outputs costs nothing more;
    an unfinished one is held (CI lists a job by its CreationTime, and it may finish long after);
-   every other job costs one HEAD of its settled marker (handlers/reconcile/settled.py);
+   every other job costs one HEAD of its settled marker (handlers/operations/settled.py);
 3. the jobs not settled are checked here, side by side (handlers/reconcile/checks.py), as CI listed
    them (asking CI again would prove nothing); those beyond what this invocation can finish in good
    time go to asynchronous invocations of this function (`hand_off`, in batches sized to finish well
@@ -33,18 +33,18 @@ from functools import partial
 from typing import Any, Protocol
 
 from handlers import log
-from handlers.callback import output_objects
-from handlers.ci import MAX_IDS_PER_REQUEST, CiAnswer, CiUnavailable, JobPage, describe_jobs
+from handlers.ci.jobs import MAX_IDS_PER_REQUEST, CiAnswer, CiUnavailable, JobPage, describe_jobs
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.models import Job, ObjectState, OutputObject
-from handlers.nodes import MalformedCallback
+from handlers.intake.callback import output_objects
+from handlers.intake.models import Job, ObjectState, OutputObject
+from handlers.intake.nodes import MalformedCallback
+from handlers.operations.settled import marker_at, needs_no_marker, settled_now
 from handlers.reconcile import checkpoint as cp
 from handlers.reconcile import lease
 from handlers.reconcile.checks import Checked, Checker, JobNotChecked, JobRunner, JobSkipped
-from handlers.reconcile.settled import marker_at, needs_no_marker, settled_now
-from handlers.records import state_prefix
+from handlers.storage.records import state_prefix
 
 __all__ = ["JobNotChecked", "JobSkipped", "ListRef", "Period", "Sweep", "SweepReport"]
 
@@ -58,7 +58,7 @@ SCF_ASYNC_ATTEMPTS = 3  # an asynchronous invocation that fails is tried twice m
 SCF_RETRY_GAP = timedelta(minutes=1)  # about a minute apart
 INVOKES_PER_SECOND = 50  # the Invoke API takes at most 100 a second for the account: half, for callbacks
 MAX_BATCH = 1000  # job ids per worker: ~40 KB of the 128 KB an asynchronous event may carry
-INVOKE_SECONDS = 2.0  # the least time left to hand a batch off (handlers/dispatch.invoke_timeout: half of it)
+INVOKE_SECONDS = 2.0  # the least time left to hand a batch off (handlers/intake/dispatch.invoke_timeout: half of it)
 
 
 class JobLister(Protocol):

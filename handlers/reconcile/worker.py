@@ -1,6 +1,6 @@
 """A batch of jobs the sweep handed off: read them back from CI, check those not settled yet.
 
-The event names job ids only (handlers/events.reconcile_payload). They are read back from CI ten at
+The event names job ids only (handlers/intake/events.reconcile_payload). They are read back from CI ten at
 a time (DescribeMediaJob's most), so what gets verified is CI's account whoever sent the event, and
 only in a bucket the sweep covers. It reports back through the settled markers each job's pipeline
 writes: the next tick finds them with one HEAD each. A job left (no time, a check to try again)
@@ -14,17 +14,17 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from handlers import log
-from handlers.ci import CiUnavailable, describe_jobs
+from handlers.ci.jobs import CiUnavailable, describe_jobs
 from handlers.config import ANY_BUCKET, Settings
 from handlers.deadline import Deadline
 from handlers.errors import StorageError, TransientError
-from handlers.models import Job
+from handlers.intake.models import Job
+from handlers.operations.settled import needs_no_marker, settled_now
 from handlers.pipeline import Pipeline, Refused, RetryLater
 from handlers.reconcile.checks import Checker
 from handlers.reconcile.jobs import job_runner, outside_allow_lists
-from handlers.reconcile.settled import needs_no_marker, settled_now
 from handlers.reconcile.sweep import EXAMPLES, MAX_BATCH
-from handlers.records import state_prefix
+from handlers.storage.records import state_prefix
 
 
 def order_of(payload: Mapping[str, Any], settings: Settings) -> tuple[str, str, list[str]]:

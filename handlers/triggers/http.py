@@ -8,17 +8,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers import log
-from handlers.auth import authenticate, check_allowed, redacted_target
-from handlers.callback import MalformedCallback, parse_callback
-from handlers.ci import CiUnavailable, JobNotConfirmed
+from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
 from handlers.config import Settings
 from handlers.deadline import Deadline
-from handlers.dispatch import Dispatcher, can_process_inline, fits_async, function_ref, invoke_timeout
 from handlers.errors import StorageError, TransientError
-from handlers.events import worker_payload
-from handlers.http import HttpError, HttpRequest, error_response, request_from_event, response
+from handlers.intake.auth import authenticate, check_allowed, redacted_target
+from handlers.intake.callback import MalformedCallback, parse_callback
+from handlers.intake.dispatch import Dispatcher, can_process_inline, fits_async, function_ref, invoke_timeout
+from handlers.intake.events import worker_payload
+from handlers.intake.http import HttpError, HttpRequest, error_response, request_from_event, response
+from handlers.operations.answer import job_entry, needs_retry
 from handlers.pipeline import Pipeline
-from handlers.report import job_entry, needs_retry
 
 
 class HttpTrigger:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from handlers.deadline import Deadline
-from handlers.events import queue_bodies
+from handlers.intake.events import queue_bodies
+from handlers.operations.answer import job_entry
 from handlers.pipeline import Pipeline, Refused, RetryLater
-from handlers.report import job_entry
 
 
 def handle(pipeline: Pipeline, event: dict[str, Any], deadline: Deadline, request_id: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from handlers import log
 from handlers.deadline import Deadline
-from handlers.dispatch import Dispatcher, function_ref
+from handlers.intake.dispatch import Dispatcher, function_ref
 from handlers.pipeline import Pipeline
 
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from handlers import log
 from handlers.deadline import Deadline
-from handlers.dispatch import Dispatcher
+from handlers.intake.dispatch import Dispatcher
+from handlers.operations.answer import job_entry
 from handlers.pipeline import Pipeline, Refused
-from handlers.report import job_entry
 
 
 def handle(pipeline: Pipeline, payload: Mapping[str, Any], deadline: Deadline, request_id: str,

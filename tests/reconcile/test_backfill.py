@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from handlers.events import WORKER_KEY
+from handlers.intake.events import WORKER_KEY
 from handlers.reconcile.backfill import backfill_order, main
-from handlers.tags import JOB_TAG
+from handlers.storage.tags import JOB_TAG
 from localcloud.runner import ROOT
 from localcloud.scf import ScfEmulator
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, function_env, http_event, invoke

@@ -40,9 +40,9 @@ from hypothesis import strategies as st
 
 from handlers.app import App
 from handlers.config import Settings
-from handlers.models import OutputObject
+from handlers.intake.models import OutputObject
 from handlers.reconcile import checkpoint as cp
-from handlers.tags import JOB_TAG, VERIFY_TAG
+from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos import CosEmulator
 from localcloud.scf import ScfEmulator
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, function_env, http_event, invoke

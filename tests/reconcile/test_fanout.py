@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from handlers.events import WORKER_KEY
-from handlers.tags import JOB_TAG, VERIFY_TAG
+from handlers.intake.events import WORKER_KEY
+from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.scf import ScfEmulator
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN
 from tests.reconcile.jobs import STATE, TIMER, ci_lists, job_id, output_key, requests_of, seed_job

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import xmltodict
 
-from handlers.tags import JOB_TAG, VERIFY_TAG
+from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from tests.conftest import http_event, invoke, md5
 from tests.reconcile.jobs import STATE, TIMER, ci_lists, job_id, output_key, requests_of, seed_job
 from tests.samples import BUCKET, REGION, job_xml

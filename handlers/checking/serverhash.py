@@ -1,0 +1,572 @@
+"""VERIFY_MODE=server: CI hashes the objects whose ETag does not decide; no byte passes through the function.
+
+- Under 128 MB: the synchronous `GET /<key>?ci-process=filehash&type=md5` on the cos host
+  (https://cloud.tencent.com/document/api/436/121027; `CosS3Client.file_hash`, always `AddToHeader=False`:
+  true would write x-cos-meta-md5 onto the output). It answers within its 10 s timeout, and the verdict
+  and actions follow at once, as for a hash made here.
+- From 128 MB: a `FileHashCode` file job (`POST /file_jobs`, https://cloud.tencent.com/document/api/436/83108;
+  `ci_create_file_hash_job`). The object is `pending` (tagged `ci-verify=pending`, `ci-hash-job=<file job>`
+  when verdict tags are written) and its job `pending`. The job's TaskFinish callback comes back to this
+  function; its `UserData` (at most 1,024 printable ASCII characters) carries what finishing needs: the
+  media job's JobId and Tag, the bucket and key, the ETag that was hashed, the expected MD5 and the job's end.
+- A FileHashCode callback is a claim like any other: the job is read back from CI (`GET /file_jobs/<id>`,
+  https://cloud.tencent.com/document/api/436/83109; `ci_get_file_process_jobs`) and only CI's account is used
+  (its UserData, its MD5, its ETag). A job CI does not know is refused (403). The object must still have the
+  ETag that was hashed; if it changed, the object is checked afresh.
+- A lost callback: the pending tag names the file job, so a replay of the media job's callback, or the
+  sweep (which re-runs every job whose outputs lack a final verdict), asks CI for that job and finishes the
+  object from its answer; a job still running stays pending, and no second job is started for it.
+- CI bills each job: at most HASH_JOBS_PER_VERSION are started for one version of an object, counted in a
+  record of the function's own (handlers/checking/hashledger.py) whatever the tag actions. A job that fails (an
+  archived object) starts the next while the bound allows; then the object is `error` with CI's Code and
+  Message on every path, and its `pending` tag is taken off: it announces no work any more.
+- A version written after the media job ended belongs to whoever wrote it: it is `superseded` before anything
+  else is looked at, on every path, and nothing of this job's (not even `pending`) is written on it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import partial
+from typing import Any
+from urllib.parse import quote, unquote
+
+from qcloud_cos.cos_exception import CosClientError, CosServiceError
+
+from handlers import exchange, log
+from handlers.checking.hashledger import HashLedger
+from handlers.checking.outcome import outcome_of
+from handlers.checking.verify import SUPERSEDED_AFTER, decide_by_content, decide_without_content
+from handlers.ci.jobs import CiUnavailable, JobNotConfirmed, ci_call
+from handlers.config import Settings
+from handlers.deadline import Deadline, retrying
+from handlers.errors import StorageError, TransientError
+from handlers.intake.http import HttpError
+from handlers.intake.models import (
+    Callback,
+    Check,
+    Job,
+    JobResult,
+    Method,
+    ObjectResult,
+    ObjectState,
+    OutputObject,
+    Verdict,
+)
+from handlers.intake.nodes import MalformedCallback, as_list
+from handlers.storage.cos import Clients, ObjectStore
+from handlers.storage.records import STATE_PREFIX
+from handlers.storage.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG, without_ours
+
+SYNC_LIMIT = 128 * 1024 * 1024  # the sync API hashes files "小于128MB" (smaller than 128 MB)
+MAX_USER_DATA = 1024
+HASH_TAG = "FileHashCode"
+HASH_JOB_TAG = "ci-hash-job"  # on a pending object: the file job hashing it
+PENDING = Verdict.PENDING.value
+PREFIX = "cvh1"  # marks UserData written by this function (version 1 of the encoding)
+_KEY_DIGEST_CHARS = 32
+
+TagReader = Callable[[], "dict[str, str] | None"]
+
+
+# --- UserData: a compact, printable-ASCII ticket (pure) -------------------------------------
+
+@dataclass(frozen=True)
+class Ticket:
+    """What a FileHashCode job's callback needs to finish the object it hashed."""
+
+    job_id: str  # the media job whose output this is
+    tag: str  # that job's Tag (for the answer and the logs)
+    bucket: str
+    key: str  # the object's key; "" when only its digest fitted
+    etag: str  # the ETag the object had when the hash job was submitted
+    expected_md5: str
+    job_end: int | None  # the media job's EndTime, Unix seconds (for `superseded`)
+    key_digest: str = ""  # sha256 of the key (first 32 hex digits), when the key itself did not fit
+
+    def names(self, key: str) -> bool:
+        return key == self.key if self.key else _key_digest(key) == self.key_digest
+
+
+def _key_digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:_KEY_DIGEST_CHARS]
+
+
+def encode(ticket: Ticket) -> str | None:
+    """`cvh1|job|tag|bucket|etag|md5|end|k:<key>` with each field percent-encoded (so it is printable ASCII
+    and `|` never occurs inside one); when that exceeds 1,024 characters the key is replaced by its digest
+    (`h:<sha256>`: CI's answer names the key, and must hash to it). None when even that does not fit."""
+    head = "|".join(quote(field, safe="") for field in (
+        PREFIX, ticket.job_id, ticket.tag, ticket.bucket, ticket.etag, ticket.expected_md5,
+        "" if ticket.job_end is None else str(ticket.job_end)))
+    for tail in (f"k:{quote(ticket.key, safe='/')}", f"h:{_key_digest(ticket.key)}"):
+        text = f"{head}|{tail}"
+        if len(text) <= MAX_USER_DATA:
+            return text
+    return None
+
+
+def decode(text: str | None) -> Ticket | None:
+    """The ticket in UserData, or None when the UserData is not one this function wrote."""
+    if not text or not text.startswith(PREFIX + "|"):
+        return None
+    parts = text.split("|")
+    if len(parts) != 8 or parts[7][:2] not in ("k:", "h:"):
+        return None
+    _, job_id, tag, bucket, etag, md5, end, tail = (unquote(part) for part in parts)
+    if not (job_id and bucket and etag and md5) or (end and not end.isdigit()):
+        return None
+    kind, value = tail[:2], tail[2:]
+    return Ticket(job_id, tag, bucket, value if kind == "k:" else "", etag, md5, int(end) if end else None,
+                  value if kind == "h:" else "")
+
+
+# --- CI's account of a file job (pure) ------------------------------------------------------
+
+@dataclass(frozen=True)
+class FileJob:
+    job_id: str
+    state: str  # Submitted, Running, Success, Failed, ...
+    bucket: str
+    region: str
+    key: str
+    user_data: str
+    md5: str = ""  # FileHashCodeResult.MD5, once Success
+    etag: str = ""  # FileHashCodeResult.Etag, quotes taken off
+    message: str = ""
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("Submitted", "Running")
+
+
+def _text(node: Any, *path: str) -> str:
+    for name in path:
+        node = node.get(name) if isinstance(node, dict) else None
+    return node.strip() if isinstance(node, str) else ""
+
+
+def file_job_from(node: Any) -> FileJob:
+    """A JobsDetail node of GET /file_jobs/<id> as the SDK's xml_to_dict gives it (empty elements are None),
+    shaped as tests/fixtures/ci/describemediajob-filehashcode-1.xml."""
+    if not isinstance(node, dict) or not _text(node, "JobId"):
+        raise MalformedCallback("CI's file job has no JobId")
+    return FileJob(
+        job_id=_text(node, "JobId"), state=_text(node, "State"), bucket=_text(node, "Input", "BucketId"),
+        region=_text(node, "Input", "Region"), key=_text(node, "Input", "Object").lstrip("/"),
+        user_data=_text(node, "Operation", "UserData"),
+        md5=_text(node, "Operation", "FileHashCodeResult", "MD5").lower(),
+        etag=_text(node, "Operation", "FileHashCodeResult", "Etag").strip('"').lower(),
+        message=" ".join(filter(None, (_text(node, "Code"), _text(node, "Message")))))
+
+
+# --- the adapter ---------------------------------------------------------------------------
+
+class SyncRefused(Exception):
+    """The synchronous hash refused the object (its size or the region): a file job may still do it."""
+
+
+class CiHashing:
+    """CI's hash APIs through the SDK, failures sorted into the function's kinds."""
+
+    def __init__(self, clients: Clients, settings: Settings):
+        self._clients = clients
+        self._settings = settings
+
+    def sync_md5(self, target: OutputObject, deadline: Deadline) -> tuple[str, str]:
+        """(MD5, ETag or "") as the synchronous filehash answers them."""
+        where = f"GET {target.bucket}/{target.key}?ci-process=filehash"
+        try:
+            answer = self._clients.cos(target.region, deadline).file_hash(
+                Bucket=target.bucket, Key=target.key, Type="md5", AddToHeader=False)
+        except CosClientError as exc:
+            raise TransientError(f"{where}: {exc}") from None
+        except exchange.BROKEN_ANSWER as exc:  # the SDK reads and parses the streamed answer after the exchange
+            raise TransientError(f"{where}: the answer could not be read: {type(exc).__name__}: {exc}") from None
+        except CosServiceError as exc:
+            status, code = exc.get_status_code(), exc.get_error_code() or ""
+            message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
+            if status == 404:
+                raise TransientError(f"{message} (the object changed since it was read)") from None
+            if status == 429 or status >= 500:
+                raise TransientError(message) from None
+            if status in (400, 501):
+                raise SyncRefused(message) from None
+            raise StorageError(message + (" (the execution role needs cos:GetObject, and the bucket CI's file "
+                                          "processing service)" if status == 403 else "")) from None
+        result = (answer or {}).get("FileHashCodeResult") if isinstance(answer, dict) else None
+        md5 = _text(result, "MD5").lower()
+        if len(md5) != 32:
+            raise TransientError(f"{where}: the answer carries no MD5")
+        return md5, _text(result, "Etag").strip('"').lower()
+
+    def submit(self, target: OutputObject, user_data: str, deadline: Deadline) -> str:
+        """Start a FileHashCode job on the object; its JobId."""
+        options: dict[str, Any] = {"UserData": user_data}
+        if self._settings.hash_callback_url:
+            options["CallBack"] = self._settings.hash_callback_url
+        if self._settings.hash_queue_id:
+            options["QueueId"] = self._settings.hash_queue_id
+        answer = self._call(f"POST /file_jobs for {target.bucket}/{target.key}", lambda: self._clients.ci(
+            target.region, deadline).ci_create_file_hash_job(
+                Bucket=target.bucket, InputObject=target.key,
+                FileHashCodeConfig={"Type": "MD5", "AddToHeader": "false"}, **options))
+        jobs = as_list((answer or {}).get("JobsDetail")) if isinstance(answer, dict) else []
+        job_id = _text(jobs[0], "JobId") if jobs else ""
+        if not job_id:
+            raise TransientError(f"POST /file_jobs for {target.bucket}/{target.key}: the answer names no JobId")
+        return job_id
+
+    def describe(self, bucket: str, region: str, job_id: str, deadline: Deadline) -> FileJob | None:
+        """CI's account of the file job, or None when CI does not know it."""
+        answer = self._call(f"GET /file_jobs/{job_id} on {bucket}", lambda: self._clients.ci(
+            region, deadline).ci_get_file_process_jobs(Bucket=bucket, JobIDs=job_id))
+        if answer is None:
+            return None
+        for node in as_list(answer.get("JobsDetail") if isinstance(answer, dict) else None):
+            job = file_job_from(node)
+            if job.job_id == job_id:
+                return job
+        return None
+
+    @staticmethod
+    def _call(where: str, request: Callable[[], Any]) -> Any:
+        return ci_call(where, request, "ci:CreateFileProcessJobs, ci:DescribeFileProcessJob and cam:PassRole")
+
+
+# --- the decisions ---------------------------------------------------------------------------
+
+class ServerHash:
+    def __init__(self, hashing: CiHashing, settings: Settings):
+        self.hashing = hashing
+        self._settings = settings
+
+    def check(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline, read_tags: TagReader,
+              hashed: FileJob | None = None) -> Check | ObjectResult:
+        """The verdict CI's hash gives, to be acted on; or, for a pending object, its final result."""
+        try:
+            return retrying(lambda: self._inspect(job, target, store, deadline, read_tags, hashed), deadline)
+        except (TransientError, StorageError) as exc:
+            return Check(target, Verdict.ERROR, Method.NONE, str(exc))
+
+    def _inspect(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline,
+                 read_tags: TagReader, hashed: FileJob | None) -> Check | ObjectResult:
+        state = store.head(target)
+        if state is not None and _written_after(state, job.end_time):
+            # A late callback, a replay, a sweep re-running an older job: the version there now was written
+            # after this job ended, by whoever owns it now. Nothing of ours goes on it, not even `pending`.
+            return _superseded(target, state, job, hashed)
+        settled = decide_without_content(target, state, "auto")
+        if settled is not None:
+            return settled
+        assert state is not None and target.expected_md5 is not None
+        seen: dict[str, FileJob] = {}  # the file jobs CI was asked about, by id
+        for found in self._earlier_jobs(job, target, read_tags, deadline, hashed):
+            seen[found.job_id] = found
+            decided = _by_file_job(job, target, state, found)
+            if decided is not None:
+                return decided
+        if state.size < SYNC_LIMIT:
+            try:
+                return self._sync(target, state, job.end_time, store, deadline)
+            except SyncRefused as exc:
+                log.warning("CI's synchronous hash refused the object: submitting a FileHashCode job", reason=str(exc))
+        return self._by_new_job(job, target, state, store, deadline, seen)
+
+    def _sync(self, target: OutputObject, state: ObjectState, end: datetime | None, store: ObjectStore,
+              deadline: Deadline) -> Check:
+        md5, etag = self.hashing.sync_md5(target, deadline)
+        if not etag:  # the answer did not say which version it hashed: the one HEAD sees still must be it
+            after = store.head(target)
+            etag = after.etag if after is not None else ""
+        if etag != state.etag:
+            raise TransientError(f"{target.bucket}/{target.key} changed while CI hashed it")
+        return _by_ci(decide_by_content(target, state, md5, end), "filehash")
+
+    def _by_new_job(self, job: Job, target: OutputObject, state: ObjectState, store: ObjectStore,
+                    deadline: Deadline, seen: dict[str, FileJob]) -> Check | ObjectResult:
+        """The object needs a FileHashCode job: the last one started for this version, if CI settles it with
+        that; else a new one, unless HASH_JOBS_PER_VERSION are started already: then `error`."""
+        ledger = HashLedger(store, self._settings.report_prefix or STATE_PREFIX)
+        started = ledger.read(target, state.etag, deadline)
+        latest = next((s.hash_job_id for s in reversed(started) if s.hash_job_id), "")
+        if latest and latest not in seen:
+            found = self._find(target, latest, deadline)
+            if found is not None:
+                seen[latest] = found
+                decided = _by_file_job(job, target, state, found)
+                if decided is not None:
+                    return decided
+        ours = [found for found in seen.values() if _hashes_version(found, state)]
+        tried = {s.counted_as for s in started} | {found.job_id for found in ours}
+        failed = [found for found in ours if found.state != "Success"]
+        bound = self._settings.hash_jobs_per_version
+        if len(tried) >= bound:
+            return self._gave_up(job, target, state, store, deadline, failed, len(tried),
+                                 ledger.where(target, state.etag))
+        # Counted before it is started: a job the record cannot count is not started (raises: `error`, retried).
+        token = ledger.reserve(target, state.etag, job.job_id, deadline)
+        try:
+            hash_job = self._submit(job, target, state, deadline)
+        except (TransientError, StorageError):
+            _release(ledger, target, state.etag, token, deadline)
+            raise
+        if isinstance(hash_job, Check):
+            _release(ledger, target, state.etag, token, deadline)
+            return hash_job
+        notes = [f"CI's FileHashCode job {job_.job_id} failed ({(job_.message or job_.state).rstrip('.')}): started "
+                 f"another, {len(tried) + 1} of the {bound} HASH_JOBS_PER_VERSION allows" for job_ in failed[-1:]]
+        try:
+            ledger.fill(target, state.etag, token, hash_job, deadline)
+        except (TransientError, StorageError) as exc:
+            notes.append(f"the record of the hash jobs started for this version counts this one but does not name "
+                         f"it: {exc}")
+        result = self._mark(_pending(target, state, hash_job), job.job_id, hash_job, store, deadline)
+        return dataclasses.replace(result, notes=(*notes, *result.notes))
+
+    def _submit(self, job: Job, target: OutputObject, state: ObjectState, deadline: Deadline) -> str | Check:
+        """The new file job's id, or an `error` check when its UserData cannot be written."""
+        assert target.expected_md5 is not None
+        end = int(job.end_time.timestamp()) if job.end_time is not None else None
+        user_data = encode(Ticket(job.job_id, job.tag, target.bucket, target.key, state.etag, target.expected_md5,
+                                  end))
+        if user_data is None:  # cannot happen with CI's ids and COS's names; say so and hash here
+            return Check(target, Verdict.ERROR, Method.NONE, "the FileHashCode job's UserData would exceed 1,024 "
+                                                             "characters; set VERIFY_MODE=auto for this bucket")
+        hash_job = self.hashing.submit(target, user_data, deadline)
+        log.info("FileHashCode job submitted", jobId=job.job_id, hashJobId=hash_job, bucket=target.bucket,
+                 key=target.key, size=state.size)
+        return hash_job
+
+    def _gave_up(self, job: Job, target: OutputObject, state: ObjectState, store: ObjectStore, deadline: Deadline,
+                 failed: list[FileJob], tried: int, record: OutputObject) -> ObjectResult:
+        """No job settled this version and no other may start: `error`, and no `pending` tag any more."""
+        last = failed[-1] if failed else None
+        why = (f"CI's FileHashCode job {last.job_id} failed: {(last.message or last.state).rstrip('.')}" if last
+               else "CI reports no result of the FileHashCode jobs started for it")
+        reason = (f"CI could not hash this version: {why}; {tried} jobs were started for it, and "
+                  f"HASH_JOBS_PER_VERSION={self._settings.hash_jobs_per_version} allows no more (they are listed in "
+                  f"{record.bucket}/{record.key}): fix the cause (an archived object must be restored), then delete "
+                  "that record for another try")
+        log.error("no more FileHashCode jobs for this version of the object", jobId=job.job_id,
+                  bucket=target.bucket, key=target.key, etag=state.etag, hashJobs=tried, reason=why)
+        check = Check(target, Verdict.ERROR, Method.NONE, reason, state)
+        if "tag" not in self._settings.action_verified | self._settings.action_failed:
+            return ObjectResult(check)
+        return clear_pending(check, job.job_id, store, deadline)
+
+    def _earlier_jobs(self, job: Job, target: OutputObject, read_tags: TagReader, deadline: Deadline,
+                      hashed: FileJob | None) -> Iterator[FileJob]:
+        """The file job whose callback this is, then the one an earlier delivery started on this object (its
+        `ci-hash-job` tag names it, pending or finished) as CI tells: a replay or the sweep then reuses its hash
+        instead of paying for another. Each is asked for only when the one before settled nothing."""
+        if hashed is not None:
+            yield hashed
+        tags = read_tags() or {}
+        hash_job = tags.get(HASH_JOB_TAG)
+        if not hash_job or tags.get(JOB_TAG) != job.job_id or (hashed is not None and hash_job == hashed.job_id):
+            return
+        found = self._find(target, hash_job, deadline)
+        ticket = decode(found.user_data) if found is not None else None
+        if found is not None and ticket is not None and ticket.job_id == job.job_id:
+            yield found
+
+    def hashed_by(self, job: Job, target: OutputObject, deadline: Deadline,
+                  hashed: FileJob | None = None) -> Callable[[Mapping[str, str]], str | None]:
+        """For a copy an earlier delivery moved (handlers/actions/moves.py): CI's MD5 of the output, when the copy's
+        tags say it is this job's and name the FileHashCode job that hashed it, and CI's account of that job
+        (`hashed` when it is the one whose callback this is) names this job and key. So a move whose action
+        wrote no verdict tag is known without reading the copy's bytes. Raises TransientError, StorageError."""
+        def md5_of(tags: Mapping[str, str]) -> str | None:
+            hash_job = tags.get(HASH_JOB_TAG)
+            if not hash_job or tags.get(JOB_TAG) != job.job_id:
+                return None
+            found = hashed if hashed is not None and hashed.job_id == hash_job else self._find(
+                target, hash_job, deadline)
+            return _md5_for(job, target, found)
+        return md5_of
+
+    def _find(self, target: OutputObject, hash_job: str, deadline: Deadline) -> FileJob | None:
+        """CI's account of a file job this function started on this object; None when CI does not know it, or
+        it hashes another object."""
+        found = self.hashing.describe(target.bucket, target.region, hash_job, deadline)
+        if found is None or found.bucket not in ("", target.bucket):
+            return None
+        ticket = decode(found.user_data)
+        return found if ticket is not None and ticket.names(target.key) else None
+
+    def _mark(self, pending: Check, job_id: str, hash_job: str, store: ObjectStore,
+              deadline: Deadline) -> ObjectResult:
+        """Tag the object pending with the file job's id, so that a lost callback can be made good."""
+        settings = self._settings
+        if "tag" not in settings.action_verified | settings.action_failed:
+            return ObjectResult(pending)
+        assert pending.state is not None
+        ours = {VERIFY_TAG: PENDING, JOB_TAG: job_id, HASH_JOB_TAG: hash_job}
+        try:
+            existing = store.tags(pending.target) or {}
+            merged = {**existing, **ours}
+            if len(merged) > MAX_TAGS:
+                return ObjectResult(pending, notes=(f"not tagged pending: the object has {len(existing)} tags; COS "
+                                                    f"allows {MAX_TAGS}",))
+            retrying(lambda: store.put_tags(pending.target, merged), deadline)
+            if not _still(pending.target, pending.state, ours, store, deadline):
+                return ObjectResult(pending, actions=("untagged",), notes=(
+                    "rewritten while it was being tagged pending: our tags were taken off the new version",))
+        except (TransientError, StorageError) as exc:
+            # The file job's callback finishes the object all the same; only a lost callback would go unnoticed.
+            return ObjectResult(pending, notes=(f"not tagged pending: {exc}",))
+        return ObjectResult(pending, actions=("tagged",))
+
+
+def _release(ledger: HashLedger, target: OutputObject, etag: str, token: str, deadline: Deadline) -> None:
+    """Take back the reservation of a job CI did not start; one that stays only counts against the bound."""
+    try:
+        ledger.release(target, etag, token, deadline)
+    except (TransientError, StorageError) as exc:
+        log.warning("the reservation of a FileHashCode job CI did not start was not taken back", key=target.key,
+                    etag=etag, reason=str(exc))
+
+
+def clear_pending(check: Check, job_id: str, store: ObjectStore, deadline: Deadline) -> ObjectResult:
+    """`check` with our `pending` tag taken off its object: the hash it announced is over (decided, or failed
+    for good) and the verdict's action writes no tag over it. `ci-job` and `ci-hash-job` stay: they say whose
+    output it is and which hash job ran, and claim no verdict."""
+    target, state = check.target, check.state
+    assert state is not None
+    try:
+        tags = retrying(lambda: store.tags(target), deadline)
+        if tags is None or tags.get(VERIFY_TAG) != PENDING or tags.get(JOB_TAG) != job_id:
+            return ObjectResult(check)
+        kept = {key: value for key, value in tags.items() if key != VERIFY_TAG}
+        if kept:
+            retrying(lambda: store.put_tags(target, kept), deadline)
+        else:
+            retrying(lambda: store.delete_tags(target), deadline)
+        ours = {JOB_TAG: job_id, HASH_JOB_TAG: tags.get(HASH_JOB_TAG, "")}
+        _still(target, state, ours, store, deadline)
+    except (TransientError, StorageError) as exc:
+        return ObjectResult(check, notes=(f"its `pending` tag could not be taken off: {exc}",))
+    return ObjectResult(check, actions=("untagged",))
+
+
+def _still(target: OutputObject, state: ObjectState, ours: dict[str, str], store: ObjectStore,
+           deadline: Deadline) -> bool:
+    """Whether the version a tag write was meant for is still there; if another replaced it before the write
+    landed, our tags are taken off that one (it belongs to whoever wrote it) and False. COS tags have no
+    condition: only a HEAD after the write can tell (a version written after it starts with no tags)."""
+    now = retrying(lambda: store.head(target), deadline)
+    if now is not None and now.etag == state.etag:
+        return True
+    if now is not None:
+        current = retrying(lambda: store.tags(target), deadline) or {}
+        cleaned = without_ours(current, ours)
+        if cleaned:
+            retrying(lambda: store.put_tags(target, cleaned), deadline)
+        elif cleaned is not None:
+            retrying(lambda: store.delete_tags(target), deadline)
+    return False
+
+
+def _by_file_job(job: Job, target: OutputObject, state: ObjectState, found: FileJob) -> Check | ObjectResult | None:
+    """What a file job CI reports settles for the version there now: its verdict (Success), `pending` (still
+    running); None when it hashed another version, or failed."""
+    if not _hashes_version(found, state):
+        return None
+    if found.state == "Success" and len(found.md5) == 32:
+        return _by_ci(decide_by_content(target, state, found.md5, job.end_time), f"FileHashCode job {found.job_id}")
+    if found.running:
+        return ObjectResult(_pending(target, state, found.job_id))
+    log.warning("CI's FileHashCode job did not hash the object", jobId=job.job_id, hashJobId=found.job_id,
+                state=found.state, reason=found.message)
+    return None
+
+
+def _md5_for(job: Job, target: OutputObject, found: FileJob | None) -> str | None:
+    """The MD5 CI computed in a finished file job this function started for `job`'s output `target`."""
+    ticket = decode(found.user_data) if found is not None else None
+    if found is None or ticket is None or ticket.job_id != job.job_id or not ticket.names(target.key):
+        return None
+    if found.bucket not in ("", target.bucket) or found.state != "Success" or len(found.md5) != 32:
+        return None
+    return found.md5 if not found.etag or found.etag == ticket.etag else None
+
+
+def _hashes_version(found: FileJob, state: ObjectState) -> bool:
+    """Whether the file job was started for (and, once finished, hashed) the version HEAD sees."""
+    ticket = decode(found.user_data)
+    return ticket is not None and ticket.etag == state.etag and (not found.etag or found.etag == state.etag)
+
+
+def _written_after(state: ObjectState, job_end: datetime | None) -> bool:
+    return job_end is not None and state.last_modified > job_end + SUPERSEDED_AFTER
+
+
+def _superseded(target: OutputObject, state: ObjectState, job: Job, hashed: FileJob | None) -> Check:
+    ended = job.end_time.isoformat() if job.end_time is not None else "?"
+    late = f"CI's FileHashCode job {hashed.job_id} hashed an earlier version; " if hashed is not None else ""
+    return Check(target, Verdict.SUPERSEDED, Method.NONE,
+                 f"{late}the object was rewritten at {state.last_modified.isoformat()}, after the job ended "
+                 f"({ended}): it belongs to a later job, and nothing of this job's is written on it", state)
+
+
+def _pending(target: OutputObject, state: ObjectState, hash_job: str) -> Check:
+    return Check(target, Verdict.PENDING, Method.NONE, f"CI's FileHashCode job {hash_job} is hashing its "
+                 f"{state.size} bytes; its callback completes the verdict", state)
+
+
+def _by_ci(check: Check, how: str) -> Check:
+    """The verdict as the function's own content hash would give it, saying that CI hashed the bytes."""
+    said = f"hashed by CI ({how})"
+    return dataclasses.replace(check, reason=f"{check.reason}; {said}" if check.reason else said)
+
+
+# --- a FileHashCode callback ------------------------------------------------------------------
+
+def is_hash_callback(job: Job) -> bool:
+    """A FileHashCode job whose callback claims to carry this function's UserData (CI is asked before
+    anything is trusted)."""
+    return job.tag == HASH_TAG and job.operation is not None and job.operation.user_data.startswith(PREFIX + "|")
+
+
+RunOne = Callable[[Job, OutputObject, Deadline, FileJob], ObjectResult]
+
+
+def finish(callback: Callback, hashing: CiHashing, run_one: RunOne, settings: Settings,
+           deadline: Deadline) -> tuple[list[JobResult], Callback]:
+    """The results of the callback's FileHashCode jobs, and the callback without them.
+
+    Raises JobNotConfirmed (403) for a job CI does not know or whose account contradicts itself, CiUnavailable
+    (503), MalformedCallback (400) for a job that names no bucket to ask."""
+    results: list[JobResult] = []
+    for claimed in (job for job in callback.jobs_detail if is_hash_callback(job)):
+        where = claimed.input
+        if where is None or not where.bucket_id or not where.region:
+            raise MalformedCallback(f"FileHashCode job {claimed.job_id}: no Input BucketId and Region to ask CI in")
+        try:
+            reported = retrying(partial(hashing.describe, where.bucket_id, where.region, claimed.job_id, deadline),
+                                deadline)
+        except (TransientError, StorageError) as exc:
+            raise CiUnavailable(f"CI's file-job API did not answer: {exc}") from None
+        if reported is None:
+            raise JobNotConfirmed(f"FileHashCode job {claimed.job_id} is unknown to CI")
+        ticket = decode(reported.user_data)
+        if ticket is None:
+            results.append(JobResult(claimed, outcome_of(claimed, ()), ()))  # not ours after all: acknowledged
+            continue
+        if not (ticket.bucket == reported.bucket == where.bucket_id) or not ticket.names(reported.key):
+            raise JobNotConfirmed(f"FileHashCode job {claimed.job_id}: CI's job hashes {reported.bucket}/"
+                                  f"{reported.key}, not the object its UserData names")
+        original = Job(job_id=ticket.job_id, tag=ticket.tag, state="Success", input=claimed.input,
+                       end_time=None if ticket.job_end is None else datetime.fromtimestamp(ticket.job_end,
+                                                                                          timezone.utc))
+        target = OutputObject(reported.bucket, reported.region or where.region, reported.key, ticket.expected_md5)
+        if settings.allowed_prefixes and not target.key.startswith(settings.allowed_prefixes):
+            raise HttpError(403, f"FileHashCode job {claimed.job_id}: key {target.key!r} is not under ALLOWED_PREFIXES")
+        done = run_one(original, target, deadline, reported)
+        results.append(JobResult(original, outcome_of(original, (done,)), (done,), partial=True))
+    rest = tuple(job for job in callback.jobs_detail if not is_hash_callback(job))
+    return results, Callback(callback.event_name, rest, callback.workflow_execution)
