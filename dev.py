@@ -9,7 +9,8 @@
     python3 dev.py compat [ARGS]     the shipped code against Python 3.10: vermin, then the tests
                                      under CPython 3.10 when the machine has one (ARGS go to pytest)
     python3 dev.py bench [--quick]   the benchmarks: a table, and bench/results.json
-    python3 dev.py lint              ruff over everything, mypy --strict over the shipped code
+    python3 dev.py lint              ruff over everything, mypy --strict over the shipped code, and
+                                     import-linter: the layers of handlers/ (docs/architecture.md)
     python3 dev.py report --bucket B [--region R] [--since 24h] [--prefix P] [--format table|json|csv]
                                      what the function decided, from the audit reports or the tags
     python3 dev.py reconcile --bucket B --since 30d [--queue Q] [--tags T,...] [--region R]
@@ -43,7 +44,11 @@ COMMANDS = {
 IN_CALLERS_DIRECTORY = {"run"}
 # Commands that are several tools in a row; the first failure ends the run.
 SEQUENCES = {
-    "lint": (["-m", "ruff", "check"], ["-m", "mypy"]),
+    "lint": (["-m", "ruff", "check"], ["-m", "mypy"],
+             # The layers of handlers/ (pyproject.toml, docs/architecture.md). import-linter has no
+             # `python -m` entry: its console script's function, run by the venv's interpreter.
+             ["-c", "import sys; from importlinter.cli import lint_imports_command as lint; "
+                    "sys.exit(lint(['--no-cache', '--no-logo']))"]),
 }
 
 
