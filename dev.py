@@ -2,7 +2,8 @@
 """Developer commands; needs only Python 3. It creates .venv on first use.
 
     python3 dev.py demo              start the local COS emulator and run every sample event
-    python3 dev.py test [ARGS]       run the test suite (ARGS go to pytest)
+    python3 dev.py test [ARGS]       run the test suite (ARGS go to pytest); --quick leaves out the
+                                     tests marked slow, for the inner loop (CI runs them all)
     python3 dev.py run EVENT         run one event file through index.main_handler
     python3 dev.py serve [--port N]  the function behind a local Function URL, COS emulator seeded
     python3 dev.py package           build dist/ci-callback-verifier.zip (and build/package/) for SCF
@@ -106,7 +107,10 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip())
         return 2
     ensure_environment()
-    steps = SEQUENCES.get(argv[0]) or ([*COMMANDS[argv[0]], *argv[1:]],)
+    args = argv[1:]
+    if argv[0] == "test" and "--quick" in args:  # the inner loop: everything not marked slow (pytest.ini)
+        args = ["-m", "not slow", *(arg for arg in args if arg != "--quick")]
+    steps = SEQUENCES.get(argv[0]) or ([*COMMANDS[argv[0]], *args],)
     cwd, env = ROOT, None
     if argv[0] in IN_CALLERS_DIRECTORY:
         # The caller's relative paths stay theirs; the project is found through PYTHONPATH.

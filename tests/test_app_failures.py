@@ -33,6 +33,7 @@ def test_503_once_is_retried(emulator, app):
     assert fault.hits == 1 and len([r for r in emulator.requests if r.method == "HEAD"]) == 3
 
 
+@pytest.mark.slow
 def test_503_always_ends_in_503_with_retry_after_and_no_writes(emulator, app):
     emulator.put_object(BUCKET, "out/a", BODY)
     emulator.add_fault(method="HEAD", status=503, times=None)
@@ -52,6 +53,7 @@ def test_connection_reset_is_retried(emulator, app):
     assert status == 200 and body["jobs"][0]["objects"][0]["verdict"] == "verified"
 
 
+@pytest.mark.slow
 def test_truncated_body_is_never_judged(emulator, app):
     data = bytes(range(256)) * 8192  # 2 MiB in two parts: only the content can decide
     emulator.put_object(BUCKET, "out/a", data, part_size=1 << 20)
@@ -70,6 +72,7 @@ def test_truncated_body_once_then_verified(emulator, app):
     assert status == 200 and body["jobs"][0]["objects"][0]["method"] == "content"
 
 
+@pytest.mark.slow
 def test_tag_write_failure_keeps_the_verdict_and_asks_for_a_retry(emulator, app):
     emulator.put_object(BUCKET, "out/a", BODY)
     emulator.add_fault(method="PUT", query="tagging", status=503, times=None)
@@ -87,6 +90,7 @@ def test_access_denied_is_not_retried(emulator, app):
     assert len([r for r in emulator.requests if r.method == "HEAD"]) == 1
 
 
+@pytest.mark.slow
 def test_retries_stop_within_the_time_budget(emulator, app):
     emulator.put_object(BUCKET, "out/a", BODY)
     emulator.add_fault(method="HEAD", status=503, delay=0.3, times=None)
@@ -175,6 +179,7 @@ def test_misconfiguration_answers_500_naming_the_setting(emulator, monkeypatch):
     assert emulator.requests == []
 
 
+@pytest.mark.slow
 def test_a_hanging_request_is_cut_at_the_invocations_deadline(emulator, app):
     emulator.put_object(BUCKET, "out/a", BODY)
     emulator.add_fault(method="HEAD", delay=8, times=None)  # COS_TIMEOUT_SECONDS is 10
@@ -185,6 +190,7 @@ def test_a_hanging_request_is_cut_at_the_invocations_deadline(emulator, app):
     assert elapsed < 3.0, f"the invocation ran {elapsed:.1f} s past a 3 s limit"
 
 
+@pytest.mark.slow
 def test_a_hanging_ci_look_up_is_cut_at_the_invocations_deadline(emulator, make_app):
     body = job_xml(md5s={"out/a": md5(BODY)}, names=["out/a"])
     detail = xmltodict.parse(body)["Response"]["JobsDetail"]

@@ -34,6 +34,8 @@ from tests.checking.test_server_mode_invariants import (
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, http_event, invoke, md5
 from tests.samples import BUCKET, REGION, job_xml
 
+pytestmark = pytest.mark.slow  # every exchange trickled until its deadline cuts it
+
 PAUSE = 0.2  # seconds between the bytes a trickling server sends: each read is answered in time
 TIME_LIMIT_MS = 4000
 DATA = b"x" * 4096

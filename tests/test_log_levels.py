@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from handlers.storage.tags import VERIFY_TAG
 from tests.conftest import http_event, invoke, md5
 from tests.samples import BUCKET, job_xml
@@ -37,6 +39,7 @@ def test_job_processed_counts_every_verdict_beside_the_outcome(emulator, app, lo
         {"verified": 1, "mismatch": 1, "missing": 1, "unverifiable": 0, "superseded": 0, "error": 0}
 
 
+@pytest.mark.slow
 def test_an_object_that_could_not_be_checked_is_an_error(emulator, app, log_lines):
     emulator.put_object(BUCKET, "out/a.mp3", b"a")
     emulator.add_fault(method="HEAD", key="out/a.mp3", status=503, times=None)
@@ -55,6 +58,7 @@ def test_a_verified_job_logs_nothing_above_info(emulator, app, log_lines):
     assert {entry["level"] for entry in map(json.loads, log_lines)} == {"INFO"}
 
 
+@pytest.mark.slow
 def test_the_sweep_summary_is_a_warning_when_it_had_errors(emulator, make_app, log_lines):
     emulator.put_object(BUCKET, "out/s.mp3", b"s")
     register(emulator, job_xml(md5s={"out/s.mp3": md5(b"s")}, names=[]))

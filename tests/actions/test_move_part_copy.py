@@ -1,6 +1,8 @@
 """A multipart copy (Upload Part - Copy) that answers 200 with an error body fails the move; the source stays."""
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import http_event, invoke, md5
 from tests.samples import BUCKET, job_xml
 
@@ -12,6 +14,7 @@ def event() -> dict:
     return http_event(job_xml(md5s={"out/big": md5(DATA)}, names=["out/big"]))
 
 
+@pytest.mark.slow
 def test_a_part_copy_answering_200_with_an_error_body_fails_the_move_and_keeps_the_source(emulator, make_app):
     emulator.put_object(BUCKET, "out/big", DATA, part_size=1 << 20)
     emulator.add_fault(method="PUT", key="verified/out/big", query="partNumber", copy_error_body=True, times=None)

@@ -130,6 +130,7 @@ def test_replay_after_a_complete_move_reports_the_same_and_writes_nothing(emulat
     assert writes(emulator) == []
 
 
+@pytest.mark.slow
 def test_replay_finishes_a_move_interrupted_before_the_delete(emulator, make_app):
     emulator.put_object(BUCKET, "out/a", VOICE)
     emulator.add_fault(method="DELETE", status=503, times=None)
@@ -172,6 +173,7 @@ def test_copy_answering_200_with_an_error_body_is_retried(emulator, make_app):
     assert status == 200 and fault.hits == 1 and where(emulator, VOICE) == ["verified/out/a"]
 
 
+@pytest.mark.slow
 def test_concurrent_duplicate_deliveries_leave_exactly_one_copy(emulator, make_app):
     keys = [f"out/{i}" for i in range(6)]
     for key in keys:
@@ -219,6 +221,7 @@ def test_destination_of_the_same_size_with_other_bytes_is_not_taken_for_a_copy(e
     assert emulator.object_bytes(BUCKET, "out/a") == VOICE
 
 
+@pytest.mark.slow
 def test_a_source_rewritten_after_the_copy_is_left_in_place(emulator, make_app):
     emulator.put_object(BUCKET, "out/a", VOICE)
     # Hold the confirming HEAD of the copy long enough for a later job to rewrite the source.

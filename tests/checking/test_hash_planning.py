@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 
+import pytest
 import xmltodict
 
 from handlers.checking.throughput import HashEstimate, HashThroughput
@@ -68,6 +69,7 @@ def test_a_queue_message_too_large_for_this_configuration_is_not_delivered_again
     assert _gets(emulator, "out/huge.wav") == [] and emulator.tags(BUCKET, "out/huge.wav") == {}
 
 
+@pytest.mark.slow
 def test_the_sweep_names_the_outputs_too_large_for_this_configuration(emulator, make_app, log_lines):
     body = _put(emulator, "out/huge.wav", _pattern(96))
     detail = xmltodict.parse(body)["Response"]["JobsDetail"]
@@ -82,6 +84,7 @@ def test_the_sweep_names_the_outputs_too_large_for_this_configuration(emulator, 
     assert [s["level"] for s in summaries] == ["WARNING", "WARNING"]  # an operator has to act
 
 
+@pytest.mark.slow
 def test_the_container_learns_its_speed_from_the_reads_it_finished(emulator, make_app):
     first, second = _pattern(64), _pattern(96)
     first_body, second_body = _put(emulator, "out/first.wav", first), _put(emulator, "out/second.wav", second)
@@ -97,6 +100,7 @@ def test_the_container_learns_its_speed_from_the_reads_it_finished(emulator, mak
     assert status == 200 and (obj["verdict"], obj["method"]) == ("verified", "content"), obj
 
 
+@pytest.mark.slow
 def test_one_slow_read_never_fails_a_later_output_for_good(emulator, make_app):
     """A moment of slowness (one GET answered 3 s late) is not evidence that an output no
     invocation can hash: the next output is at worst refused for now (503, retried), never
@@ -122,6 +126,7 @@ def test_one_slow_read_never_fails_a_later_output_for_good(emulator, make_app):
     assert emulator.tags(BUCKET, "out/second.wav")["ci-verify"] == "verified"
 
 
+@pytest.mark.slow
 def test_a_slow_read_lowers_the_estimate_at_once(emulator, make_app):
     slow, next_one = _pattern(40), _pattern(64)
     slow_body, next_body = _put(emulator, "out/slow.wav", slow), _put(emulator, "out/next.wav", next_one)
@@ -138,6 +143,7 @@ def test_a_slow_read_lowers_the_estimate_at_once(emulator, make_app):
     assert _gets(emulator, "out/next.wav") == []
 
 
+@pytest.mark.slow
 def test_too_large_for_good_is_decided_at_the_faster_of_the_configured_and_the_learnt_speed(emulator, make_app):
     slow, huge = _pattern(8), _pattern(24)
     slow_body, huge_body = _put(emulator, "out/slow.wav", slow), _put(emulator, "out/huge.wav", huge)

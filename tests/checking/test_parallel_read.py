@@ -6,6 +6,8 @@ import hashlib
 import threading
 import time
 
+import pytest
+
 from handlers.checking.ranged import OutOfTime, RangedRead, ranged_md5
 from handlers.deadline import Deadline
 from handlers.errors import TransientError
@@ -35,6 +37,7 @@ def _verify(app, data: bytes, context=None):
     return invoke(app, http_event(job_xml(md5s={KEY: md5(data)}, names=[KEY])), context)
 
 
+@pytest.mark.slow
 def test_a_big_multipart_object_is_read_as_pinned_ranges_over_four_connections(emulator, make_app):
     data = _object(48)
     etag = emulator.put_object(BUCKET, KEY, data, part_size=PART)
@@ -70,6 +73,7 @@ def test_the_part_size_and_connections_are_settings(emulator, make_app):
         f"bytes={f}-{min(f + 3 * MIB, len(data)) - 1}" for f in range(0, len(data), 3 * MIB))
 
 
+@pytest.mark.slow
 def test_a_range_reset_mid_transfer_is_read_again_alone(emulator, make_app):
     data = _object(40)
     emulator.put_object(BUCKET, KEY, data, part_size=PART)
@@ -94,6 +98,7 @@ def test_a_range_reset_mid_transfer_is_read_again_alone(emulator, make_app):
     assert len([r for r in emulator.requests if r.method == "HEAD"]) == 2  # that and the one after the tag write
 
 
+@pytest.mark.slow
 def test_a_rewrite_during_a_parallel_read_ends_in_error_never_verified(emulator, make_app):
     data = _object(48)
     emulator.put_object(BUCKET, KEY, data, part_size=PART)
@@ -146,6 +151,7 @@ def _reader(data: bytes, delays: dict[int, float], failures: dict[int, int], hel
     return read
 
 
+@pytest.mark.slow
 def test_ranges_answered_out_of_order_hash_in_order():
     data = _object(9)[: 9 * MIB - 12345]
     plan = RangedRead(len(data), MIB, 3)
@@ -156,6 +162,7 @@ def test_ranges_answered_out_of_order_hash_in_order():
     assert held[0] <= 3 and live[0] == 0
 
 
+@pytest.mark.slow
 def test_a_range_that_keeps_failing_ends_the_read_with_its_error():
     data = _object(4)
     read = _reader(data, {}, {2 * MIB - 1: 10}, [0], [0])
@@ -167,6 +174,7 @@ def test_a_range_that_keeps_failing_ends_the_read_with_its_error():
         raise AssertionError("four failed tries of one range must end the read")
 
 
+@pytest.mark.slow
 def test_the_read_stops_at_the_deadline():
     data = _object(4)
     read = _reader(data, {MIB: 1.0}, {}, [0], [0])

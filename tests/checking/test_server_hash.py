@@ -90,6 +90,7 @@ def test_an_etag_that_decides_needs_no_hash_at_all(emulator, server_app):
 
 # --- the FileHashCode job: from 128 MB -------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_large_output_is_pending_until_its_file_job_callback_finishes_it(emulator, server_app, posted):
     expected = big_object(emulator)
     body = job_xml({"out/big.wav": expected}, ["out/big.wav"])
@@ -120,6 +121,7 @@ def test_a_large_output_is_pending_until_its_file_job_callback_finishes_it(emula
     assert status == 200 and result["jobs"][0]["outcome"] == "verified" and emulator.file_jobs_created == 1
 
 
+@pytest.mark.slow
 def test_a_json_file_job_callback_finishes_the_verdict_as_the_xml_one_does(emulator, server_app, posted):
     """A queue whose callbacks are JSON sends the FileHashCode TaskFinish as JSON too (the job
     names no CallBackFormat, so the queue's applies)."""
@@ -141,6 +143,7 @@ def test_a_json_file_job_callback_finishes_the_verdict_as_the_xml_one_does(emula
     assert object_reads(emulator) == []
 
 
+@pytest.mark.slow
 def test_a_lost_file_job_callback_is_made_good_by_the_sweep(emulator, server_app, posted):
     expected = big_object(emulator)
     body = job_xml({"out/big.wav": expected}, ["out/big.wav"])
@@ -159,6 +162,7 @@ def test_a_lost_file_job_callback_is_made_good_by_the_sweep(emulator, server_app
     assert third["alreadyDone"] == 1 and third["checked"] == 0
 
 
+@pytest.mark.slow
 def test_an_object_rewritten_after_it_was_hashed_is_checked_afresh(emulator, server_app, posted):
     expected = big_object(emulator)
     invoke(server_app, http_event(job_xml({"out/big.wav": expected}, ["out/big.wav"])))
@@ -169,6 +173,7 @@ def test_an_object_rewritten_after_it_was_hashed_is_checked_afresh(emulator, ser
     assert emulator.tags(BUCKET, "out/big.wav")[VERIFY_TAG] == "mismatch"
 
 
+@pytest.mark.slow
 def test_a_late_hash_callback_of_an_earlier_job_leaves_a_later_jobs_object_alone(emulator, server_app, posted):
     """Red-team finding: J1's FileHashCode callback, delivered again after J2 rewrote and verified the
     key, started a new (billed) hash job for J1 and replaced J2's tags with J1's `pending`. The hash
@@ -195,6 +200,7 @@ def test_a_late_hash_callback_of_an_earlier_job_leaves_a_later_jobs_object_alone
     assert [r for r in emulator.requests if r.is_write] == []
 
 
+@pytest.mark.slow
 def test_a_file_job_callback_updates_its_object_in_the_jobs_report_and_keeps_the_others(emulator, make_app,
                                                                                        posted):
     """Red-team finding: the FileHashCode callback rewrote the media job's audit report with the one
@@ -226,6 +232,7 @@ def test_a_file_job_callback_updates_its_object_in_the_jobs_report_and_keeps_the
     assert report_exit_code() == 1
 
 
+@pytest.mark.slow
 def test_each_file_job_callback_that_finds_a_new_problem_sends_its_message(emulator, make_app, posted):
     """Red-team finding: with two large outputs both bad, the message for the first hash callback (job
     and outcome `failed`) kept the second's from being sent, though it named only the first object."""
@@ -268,6 +275,7 @@ def test_a_forged_file_hash_callback_is_refused_without_a_write(emulator, server
     assert [r.key for r in emulator.requests if r.service == "ci"] == ["file_jobs/f" + "0" * 32]
 
 
+@pytest.mark.slow
 def test_a_file_job_callback_is_believed_only_as_ci_reports_it(emulator, server_app, posted):
     expected = big_object(emulator)
     emulator.put_object(BUCKET, "out/other.wav", SMALL, part_size=1 << 20)

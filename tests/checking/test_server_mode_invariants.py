@@ -142,6 +142,7 @@ def test_a_verified_copy_made_in_parts_is_recognised_on_replay_without_reading_i
     assert object_reads(emulator) == [] and output_writes(emulator) == []
 
 
+@pytest.mark.slow
 def test_an_earlier_move_that_cannot_be_confirmed_is_an_error_never_missing(emulator, make_app):
     """Without our verdict tags on the destination (ACTION_FAILED=move) only the bytes can tell it is this
     job's quarantined object; when they cannot be read, the output is `error` (retry), not `missing`."""
@@ -384,6 +385,7 @@ def test_a_verified_object_left_untagged_by_its_action_keeps_no_pending_tag(emul
 
 # --- reading the function's own records ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_a_report_read_that_breaks_off_is_a_retry_not_a_crash(emulator, make_app, posted):
     """The job's audit report is read before a hash result is merged into it: a read that breaks off mid-body
     (a reset connection, or the exchange cut at its deadline) is a transient failure, answered 503 with the

@@ -166,6 +166,7 @@ def test_a_job_without_an_input_bucket_is_looked_up_where_it_wrote(emulator, app
 
 # --- CI unreachable: 503 + Retry-After, bounded by the deadline ----------------------------
 
+@pytest.mark.slow
 def test_ci_failing_ends_in_503_with_retry_after_and_no_storage_request(emulator, app):
     register(emulator, one_output())
     emulator.add_fault(service="ci", status=503, times=None)
@@ -184,6 +185,7 @@ def test_ci_failing_once_is_retried(emulator, app):
     assert status == 200 and len(ci_requests(emulator)) == 2
 
 
+@pytest.mark.slow
 def test_ci_retries_stop_within_the_time_budget(emulator, app):
     register(emulator, one_output())
     emulator.add_fault(service="ci", status=500, delay=0.3, times=None)

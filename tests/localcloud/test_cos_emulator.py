@@ -654,6 +654,7 @@ def test_ci_load_jobs_from_json(emulator, ci, bucket, tmp_path):
 # ------------------------------------------------------------- large + process
 
 
+@pytest.mark.slow
 def test_large_object_streams_without_buffering(emulator, cos, bucket, tmp_path):
     size, block = 64 * MIB, os.urandom(MIB)
     expected = hashlib.md5(block * 64).hexdigest()

@@ -25,6 +25,7 @@ def test_sync_file_hash_answers_the_md5_size_and_quoted_etag(emulator, cos, buck
         hashlib.sha256(DATA).hexdigest()
 
 
+@pytest.mark.slow
 def test_sync_file_hash_refuses_128_mb_and_a_missing_key(emulator, cos, bucket):
     emulator.put_object(bucket, "big", (b"\0" * (1 << 20) for _ in range(SYNC_LIMIT >> 20)))
     with pytest.raises(CosServiceError) as error:

@@ -35,6 +35,7 @@ def test_timer_event_prints_the_sweep_result(emulator, monkeypatch, capsys):
     assert '"sweep": "nothing to reconcile"' in out
 
 
+@pytest.mark.slow
 def test_retry_later_from_a_worker_sample_is_one_line(monkeypatch, capsys):
     configure(monkeypatch, f"http://127.0.0.1:{closed_port()}")  # COS unreachable: a transient failure
     assert run_file(str(ROOT / "events" / "async-worker.json")) == 1

@@ -348,6 +348,7 @@ def test_event_payload_limit_is_128_kb(emulator, client):
     assert [r.invocation_type for r in emulator.invocations] == ["Event", "RequestResponse"]
 
 
+@pytest.mark.slow
 def test_invoke_is_refused_past_its_rate(emulator, client):
     """SCF's quota for the Invoke API is 100 requests a second; past it, API 3.0's RequestLimitExceeded
     (the sweep's fan-out paces itself). Lowered here so that a few calls within a second reach it."""

@@ -209,6 +209,7 @@ def test_a_5xx_is_retried_with_the_same_webhook_id(emulator, receiver, make_app,
     assert job_lines(log_lines)[0]["notification"] == "sent"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("behaviour", [
     {"hang": True},
     # requests' timeout bounds each socket read, not the exchange: an answer that comes a byte at a

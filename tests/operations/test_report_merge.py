@@ -75,6 +75,7 @@ def entries(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {o["key"]: o for o in report["objects"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("action_failed", ["tag", "tag,move"])
 def test_the_hash_result_stands_when_the_media_jobs_invocation_writes_its_report_later(emulator, make_app, posted,
                                                                                       action_failed):
@@ -114,6 +115,7 @@ def report_requests(emulator, method: str) -> list:
     return [r for r in emulator.requests if r.key == REPORT and r.method == method]
 
 
+@pytest.mark.slow
 def test_a_hash_result_overwritten_after_it_was_read_is_written_again(emulator, make_app, posted):
     """The read-then-write window, hash callback's side: the media job's invocation read the report before the
     hash result was written, and its `pending` write lands after it (its PUT held 3 s). The hash callback's
@@ -143,6 +145,7 @@ def test_a_hash_result_overwritten_after_it_was_read_is_written_again(emulator, 
     assert len(puts) == 3  # the media job's, the hash result, and the hash result once more after its read-back
 
 
+@pytest.mark.slow
 def test_the_jobs_other_outputs_stand_when_a_hash_result_read_before_them_lands_after(emulator, make_app, posted):
     """The same window, the media job's side: the hash callback's invocation read no report yet and its write
     of the one object it hashed is held (5 s) until after the media job's whole report landed. The media job's
@@ -233,6 +236,7 @@ def test_a_final_entry_about_the_same_copy_keeps_the_version_the_move_checked():
 
 # --- a replay that recognises an earlier move keeps the version it checked (red team D4) -------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("replay", ["hash-callback", "media-callback"])
 def test_a_late_pending_entry_never_replaces_a_final_one_after_a_replay_recognised_the_move(emulator, make_app,
                                                                                             posted, replay):

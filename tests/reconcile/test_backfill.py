@@ -36,6 +36,7 @@ def run(emulator, *args: str, **env: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_a_period_of_history_is_checked_and_summarised(emulator, make_app):
     history(emulator, make_app)
     emulator.clear_requests()
@@ -52,6 +53,7 @@ def test_a_period_of_history_is_checked_and_summarised(emulator, make_app):
     assert len(requests_of(emulator, "PUT", "out/", query="tagging")) == 60
 
 
+@pytest.mark.slow
 def test_an_interrupted_backfill_resumes_where_it_stopped(emulator, make_app):
     history(emulator, make_app)
     emulator.clear_requests()
@@ -94,6 +96,7 @@ def scf():
         yield emu
 
 
+@pytest.mark.slow
 def test_the_deployed_function_runs_a_backfill_round_after_round_with_its_workers(emulator, scf, make_app):
     history(emulator, make_app, days=6)
     env = {"DEFAULT_REGION": REGION, "RECONCILE_BUCKETS": BUCKET, "SCF_ENDPOINT": scf.endpoint}

@@ -49,6 +49,8 @@ from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, function_env, http_even
 from tests.reconcile.jobs import CHINA, CI_TIME, STATE, TIMER
 from tests.samples import REGION, job_xml
 
+pytestmark = pytest.mark.slow  # random schedules of the sweep's state
+
 SCHEDULES = int(os.environ.get("RECONCILE_SCHEDULES", "30"))
 NAME = "ci-callback-verifier"
 QUEUE = "p" + "0" * 32

@@ -34,6 +34,7 @@ def env(scf, **more) -> dict:
     return {"DEFAULT_REGION": REGION, "RECONCILE_BUCKETS": BUCKET, "SCF_ENDPOINT": scf.endpoint, **more}
 
 
+@pytest.mark.slow
 def test_a_backlog_is_handed_to_workers_and_verified_within_their_limits(emulator, scf, make_app):
     for n in range(150):
         seed_job(emulator, n, minutes_ago=30 - n * 0.1, outputs=1)  # every callback lost
@@ -72,6 +73,7 @@ def test_a_backlog_is_handed_to_workers_and_verified_within_their_limits(emulato
     assert json.loads(emulator.object_bytes(BUCKET, CHECKPOINT))["handedOff"] == {}
 
 
+@pytest.mark.slow
 def test_a_lost_worker_invocation_keeps_its_jobs_until_their_time_runs_out(emulator, scf, make_app):
     for n in range(80):
         seed_job(emulator, n, minutes_ago=30 - n * 0.1, outputs=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import xmltodict
 
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
@@ -25,6 +26,7 @@ def checkpoint(emulator) -> dict:
     return json.loads(emulator.object_bytes(BUCKET, CHECKPOINT))
 
 
+@pytest.mark.slow
 def test_callbacks_leave_a_marker_and_the_next_tick_looks_only_at_new_jobs(emulator, make_app):
     app = sweep_app(make_app)
     for n in range(40):  # delivered: each callback writes the job's settled marker
@@ -82,6 +84,7 @@ def test_an_unfinished_job_is_held_by_id_and_looked_at_again_as_ci_reports_it(em
     assert checkpoint(emulator)["held"] == {}
 
 
+@pytest.mark.slow
 def test_a_tick_that_runs_out_of_time_says_what_it_left_and_the_next_resumes(emulator, make_app, log_lines):
     for n in range(60):
         seed_job(emulator, n, minutes_ago=30 - n * 0.1)

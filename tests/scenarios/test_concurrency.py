@@ -33,6 +33,8 @@ from localcloud.cos import CosEmulator
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, function_env, http_event, invoke
 from tests.samples import BUCKET, REGION, job_xml
 
+pytestmark = pytest.mark.slow  # random schedules of deliveries: over a minute
+
 SCHEDULES = int(os.environ.get("CONCURRENCY_SCHEDULES", "300"))
 J1, J2 = "j1000000000000000000000000000001", "j2000000000000000000000000000002"
 CONFIGS = {"tag": {"ACTION_VERIFIED": "tag", "ACTION_FAILED": "tag"},

@@ -29,6 +29,7 @@ def test_the_corpus_is_broad_and_every_entry_names_its_source():
     assert all(e.source.startswith("https://") for e in everything)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("payload", CALLBACKS, ids=lambda p: p.file)
 def test_a_published_callback_is_acknowledged_and_its_outputs_verified(emulator, make_app, payload):
     body = seeded(payload)

@@ -21,6 +21,8 @@ from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, function_env, http_even
 from tests.corpus import CALLBACK_KINDS, entries, seed, seeded
 from tests.drift import MUTATIONS, dump, load, mutate
 
+pytestmark = pytest.mark.slow  # payload variants, each end to end
+
 EXAMPLES = int(os.environ.get("DRIFT_EXAMPLES", "30"))
 PAYLOADS = entries(*CALLBACK_KINDS)
 RUN = {"examples": 0, "mutations": 0}

@@ -14,6 +14,8 @@ from localcloud.soak import Output, placement_problems, safety_problems
 from tests.conftest import http_event, invoke
 from tests.samples import BUCKET, job_xml
 
+pytestmark = pytest.mark.slow  # every COS operation times every failure, each redelivered
+
 JOB = "j0000000000000000000000000000001"
 PLAIN = b"plain upload " * 500
 PARTS = bytes(range(256)) * 1024  # uploaded in parts: only its content can verify it

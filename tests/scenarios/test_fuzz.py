@@ -24,6 +24,8 @@ from localcloud.samples import restamp
 from tests.conftest import CALLBACK_TOKEN, SECRET_ID, SECRET_KEY, TOKEN, md5
 from tests.samples import BUCKET, FIXTURES, REGION
 
+pytestmark = pytest.mark.slow  # thousands of generated events
+
 TOTAL_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "10500"))
 SHARES = {"event": 0.3, "body": 0.3, "document": 0.25, "mutation": 0.15}
 CONTEXT = {"request_id": "fuzz", "time_limit_in_ms": 10000}

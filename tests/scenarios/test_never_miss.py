@@ -63,6 +63,7 @@ def test_async_dispatch_answers_202_and_the_worker_verifies(emulator, scf, make_
     assert emulator.tags(BUCKET, "out/1.mp3") == {VERIFY_TAG: "verified", JOB_TAG: job_id(1)}
 
 
+@pytest.mark.slow
 def test_the_worker_raises_on_transient_failure_so_scf_retries(emulator, scf, make_app):
     body = one_job(emulator, 2, b"voice")
     emulator.add_fault(method="HEAD", status=503, times=5)  # outlasts the worker's own retries once
@@ -114,6 +115,7 @@ def test_a_job_whose_callback_never_came_is_verified_by_the_sweep(emulator, make
     assert emulator.tags(BUCKET, "out/4.mp3") == {VERIFY_TAG: "mismatch", JOB_TAG: job_id(4)}
 
 
+@pytest.mark.slow
 def test_one_job_that_cannot_be_checked_does_not_stop_the_sweep(emulator, make_app, log_lines):
     """A job whose check fails (its output cannot be read: 503) is reported and left to the next tick;
     the tick still checks the other jobs and logs its summary at WARNING (red-team finding: an exception
@@ -149,6 +151,7 @@ def test_the_sweep_skips_jobs_already_done_without_writing(emulator, make_app):
     assert all(r.key.startswith(".ci-callback-verifier/sweep/") for r in emulator.requests if r.is_write)
 
 
+@pytest.mark.slow
 def test_the_sweep_stops_within_its_budget_and_resumes_on_the_next_tick(emulator, make_app):
     for n in range(10, 40):
         register(emulator, one_job(emulator, n, f"job {n}".encode()))
@@ -165,6 +168,7 @@ def test_the_sweep_stops_within_its_budget_and_resumes_on_the_next_tick(emulator
     assert all(emulator.tags(BUCKET, f"out/{n}.mp3")[VERIFY_TAG] == "verified" for n in range(10, 40))
 
 
+@pytest.mark.slow
 def test_the_sweep_follows_next_token_across_pages(emulator, make_app):
     for n in range(100, 205):
         register(emulator, job_xml(md5s={f"out/{n}": "a" * 32}, names=[], job_id=job_id(n)))
@@ -212,6 +216,7 @@ def test_workflow_finish_for_a_bucket_not_allowed_is_refused_before_ci(emulator,
     assert status == 403 and emulator.requests == []
 
 
+@pytest.mark.slow
 def test_queue_messages_are_processed_and_a_transient_failure_raises(emulator, make_app):
     first, second = one_job(emulator, 11, b"one"), one_job(emulator, 12, b"two")
     event = {"Records": [{"CMQ": {"type": "queue", "msgId": f"m{i}", "msgBody": body.decode()}}
@@ -263,6 +268,7 @@ def test_answer_and_report_name_the_etag_of_the_version_checked(emulator, make_a
     assert {o["key"]: o.get("etag") for o in report["objects"]} == {"out/parts.wav": etag, "out/none.wav": None}
 
 
+@pytest.mark.slow
 def test_a_report_that_cannot_be_written_asks_for_a_retry(emulator, make_app):
     body = one_job(emulator, 14, b"voice")
     emulator.add_fault(method="PUT", key=f"ci-reports/{job_id(14)}.json", status=503, times=None)

@@ -139,6 +139,7 @@ def test_a_silent_scf_endpoint_gets_503_within_the_deadline(emulator, make_app, 
     assert emulator.requests == []  # too little time left to start processing inline
 
 
+@pytest.mark.slow
 def test_a_silent_scf_endpoint_falls_back_to_inline_when_time_remains(emulator, make_app, silent_scf):
     emulator.put_object(BUCKET, "out/a.mp3", VOICE)
     app = make_app(DISPATCH="async", SCF_ENDPOINT=silent_scf, DEFAULT_REGION="ap-chongqing")
@@ -216,6 +217,7 @@ def test_a_hash_that_cannot_finish_in_time_is_not_started(emulator, make_app):
     assert emulator.tags(BUCKET, "out/big.wav") == {}
 
 
+@pytest.mark.slow
 def test_hashing_stops_at_the_deadline(emulator, make_app):
     data = bytes(range(256)) * (64 * 1024)  # 16 MiB in parts, sent at 4 MiB/s: 4 s
     emulator.put_object(BUCKET, "out/big.wav", data, part_size=4 << 20)

@@ -153,6 +153,7 @@ EXTERNAL_ENTITY = ('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY xxe SYSTEM "file:
                    '<Response><EventName>&xxe;</EventName></Response>')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body, reason", [
     (json_callback(" "), "Md5Info[0].ObjectName is required"),
     (json_callback("out/a\x00b"), "control characters"),
@@ -217,6 +218,7 @@ def test_malformed_events_are_400_not_500(emulator, app, event):
 
 # --- secrets stay out of the log ------------------------------------------------------------
 
+@pytest.mark.slow
 def test_main_paths_log_no_secret_and_need_no_redaction(emulator, app, log_lines):
     emulator.put_object(BUCKET, "out/a.mp3", DATA)
     register(emulator, GOOD)
@@ -233,6 +235,7 @@ def test_main_paths_log_no_secret_and_need_no_redaction(emulator, app, log_lines
     assert rejections[0]["target"] == "/?token=***"
 
 
+@pytest.mark.slow
 def test_the_sdk_logs_through_the_redacting_formatter_without_request_headers(emulator, app, capsys):
     """At DEBUG/INFO the SDK logs request headers (the session token among them): handlers/storage/cos.py
     keeps it above that. Its ERROR lines, should anyone allow them, carry response bodies only,

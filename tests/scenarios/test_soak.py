@@ -1,7 +1,11 @@
 """A reduced soak run, lost callbacks included (the full one: `python -m localcloud soak --callbacks 1000`)."""
 import os
 
+import pytest
+
 from localcloud.soak import run
+
+pytestmark = pytest.mark.slow  # a reduced soak run
 
 CALLBACKS = int(os.environ.get("SOAK_CALLBACKS", "60"))
 

@@ -52,6 +52,7 @@ times = st.builds("{}-{}-{}{}{}:{}:{}{}{}{}".format, digits, digits, digits, st.
                   digits, st.sampled_from("+-"), digits, digits)
 
 
+@pytest.mark.slow
 @given(st.one_of(times, st.text(max_size=30)))
 def test_timestamps_read_as_strptime_reads_them(value):
     assert outcome(lambda v: timestamp(v, "EndTime"), value) == outcome(strptime_reading, value)

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from localcloud.runner import ROOT
+
+pytestmark = pytest.mark.slow  # every benchmark at a reduced size
 
 FIGURES = (
     "critical path, 2 outputs", "critical path, 2 outputs, CI cross-check on",

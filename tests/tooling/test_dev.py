@@ -56,6 +56,7 @@ def wait_for(condition, seconds: float) -> bool:
     return condition()
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.name == "nt", reason="POSIX signals")
 def test_sigterm_on_dev_py_stops_the_server_it_started():
     port = free_port()

@@ -30,6 +30,8 @@ from localcloud.serve import http_body
 from tests.conftest import function_env, http_event
 from tests.samples import BUCKET
 
+pytestmark = pytest.mark.slow  # builds the deploy package and runs it under Python 3.10
+
 NEVER_SHIPPED = ("localcloud", "tests", "bench", "events", "build", "dist", ".venv", ".git", ".ci", "dev.py",
                  "serverless.yml", "README.md", "requirements.txt", "requirements-dev.txt", "requirements-lock.txt")
 SAMPLE = ROOT / "events" / "function-url-task-xml.json"

@@ -88,6 +88,7 @@ def served():
     server.stop()
 
 
+@pytest.mark.slow
 def test_a_documented_callback_posted_with_curl_is_verified(served):
     answer = served.post("function-url-task-xml.xml")
     assert answer.status_code == 200, answer.text
@@ -119,6 +120,7 @@ def test_the_function_answers_the_http_errors_itself(served):
     assert binary.status_code == 400 and "malformed callback" in binary.json()["error"]
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server_and_the_emulator():
     server = Served()
     assert server.stop() == 0
