@@ -39,7 +39,7 @@ COMMANDS = {
     "compat": ["-m", "localcloud.compat"],
     "bench": ["-m", "bench"],
     "report": ["-m", "handlers.summary"],
-    "reconcile": ["-m", "handlers.reconcile.backfill"],
+    "reconcile": ["-m", "handlers.backfill"],
 }
 # Commands whose arguments name the caller's files: they run in the caller's directory.
 IN_CALLERS_DIRECTORY = {"run"}

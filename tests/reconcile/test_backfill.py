@@ -9,8 +9,9 @@ import sys
 
 import pytest
 
+from handlers.backfill import main
 from handlers.intake.events import WORKER_KEY
-from handlers.reconcile.backfill import backfill_order, main
+from handlers.reconcile.backfill import backfill_order
 from handlers.storage.tags import JOB_TAG
 from localcloud.runner import ROOT
 from localcloud.scf import ScfEmulator
