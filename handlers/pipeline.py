@@ -121,7 +121,7 @@ class Pipeline:
                 request_id: str) -> Mapping[str, Mapping[str, Any]]:
         if not self.settings.notify_urls:
             return {}
-        from handlers.operations.notify import notify
+        from handlers.operations.notifications.notify import notify
         return notify(results, self.settings, self.store.bound(deadline), deadline, request_id)
 
     def _report(self, results: list[JobResult], deadline: Deadline, request_id: str, started: float) -> list[str]:

@@ -13,7 +13,7 @@ import xmltodict
 
 from handlers.app import App
 from handlers.config import ConfigError, Settings
-from handlers.operations.notify import (
+from handlers.operations.notifications.notify import (
     MAX_OBJECTS_LISTED,
     MAX_ROBOT_TEXT,
     AffectedObject,
@@ -164,7 +164,7 @@ def test_a_message_names_only_the_problems_not_announced_before_and_costs_one_re
 def test_what_a_message_announces_is_what_was_not_announced_before():
     """The pure part of red team D3: problems are (key, verdict) and, when NOTIFY_ON names it, the outcome;
     a message about the rest keeps the id that a message naming just those problems has."""
-    from handlers.operations.notify import message_id, narrowed, problems
+    from handlers.operations.notifications.notify import message_id, narrowed, problems
     gone, big = AffectedObject("out/gone.wav", "missing", "r", ""), AffectedObject("out/big.wav", "mismatch", "r", "")
     moved = AffectedObject("out/x.wav", "verified", "the move failed", "", "error")
     notice = Notice(JOB, "VoiceSeparate", "Success", "failed", BUCKET, REGION, "", "", (gone, big, moved), {}, "r1",
