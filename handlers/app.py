@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers import log
+from handlers.checking.reads import ContentReader
 from handlers.ci.jobs import CiJobs
 from handlers.config import ConfigError, Settings
 from handlers.deadline import Deadline
@@ -21,7 +22,8 @@ from handlers.intake.events import WORKER_KEY, Kind, kind_of
 from handlers.intake.http import response
 from handlers.pipeline import Pipeline, Refused, RetryLater
 from handlers.process import Processor
-from handlers.storage.cos import Clients, ObjectStore
+from handlers.storage.clients import Clients
+from handlers.storage.cos import ObjectStore
 from handlers.triggers import queue, timer, worker
 from handlers.triggers.http import HttpTrigger
 
@@ -36,8 +38,12 @@ class App:
         if self.refusal is not None:
             log.error("configuration is invalid", variable=self.refusal.variable, reason=str(self.refusal))
         # CI look-ups get clients of their own: they never wait for a connection behind object checks.
-        self.store = ObjectStore(Clients(settings), settings)
-        self.pipeline = Pipeline(settings, CiJobs(Clients(settings)), self.store, Processor(settings, self.store))
+        clients = Clients(settings)
+        self.store = ObjectStore(clients, settings)
+        # Content reads share the store's clients; the speed they learn is the container's.
+        self.reader = ContentReader(clients, settings)
+        self.pipeline = Pipeline(settings, CiJobs(Clients(settings)), self.store,
+                                 Processor(settings, self.store, self.reader))
         self.http = HttpTrigger(self.pipeline, Dispatcher(settings))
 
     def close(self) -> None:

@@ -79,7 +79,7 @@ def setup(level: str = "INFO", secrets: Iterable[str | None] = ()) -> None:
             handler.setFormatter(JsonFormatter())
             logger.addHandler(handler)
         logger.propagate = False  # the root logger's handlers (the runtime's) would not redact
-    _logger.setLevel(level)  # the SDK keeps the level handlers/storage/cos.py gives it
+    _logger.setLevel(level)  # the SDK keeps the level handlers/storage/clients.py gives it
 
 
 def bind_request(request_id: str) -> None:

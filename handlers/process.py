@@ -18,6 +18,7 @@ from handlers.actions.moves import find_moved, move
 from handlers.actions.policy import movable, reads_tags, tags_on
 from handlers.actions.tag import Beside, R, TagReader, tag
 from handlers.checking.outcome import outcome_of
+from handlers.checking.reads import ContentReader, Inspected
 from handlers.checking.verify import check_object
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
@@ -37,9 +38,10 @@ SETTLED = frozenset({Verdict.VERIFIED, Verdict.MISMATCH, Verdict.UNVERIFIABLE})
 class Processor:
     """Owns the worker pools; one per warm container, reused across invocations."""
 
-    def __init__(self, settings: Settings, store: ObjectStore):
+    def __init__(self, settings: Settings, store: ObjectStore, reader: ContentReader):
         self._settings = settings
         self._store = store
+        self._reader = reader
         self._checks = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="check")
         # Tag reads wait on nothing, so a pool of their own can never deadlock the checks.
         self._tag_reads = ThreadPoolExecutor(settings.concurrency, thread_name_prefix="tags")
@@ -50,24 +52,24 @@ class Processor:
         with self._server_lock:
             if self._server is None:
                 from handlers.checking.serverhash import CiHashing, ServerHash
-                from handlers.storage.cos import Clients
+                from handlers.storage.clients import Clients
                 self._server = ServerHash(CiHashing(Clients(self._settings), self._settings), self._settings)
             return self._server
 
     def finish_hashed(self, job: Job, target: OutputObject, deadline: Deadline, hashed: FileJob) -> ObjectResult:
         """One output of `job` whose FileHashCode job CI reports as `hashed` (handlers/checking/serverhash.py)."""
-        return self._one(job, target, self._store.bound(deadline), deadline, hashed)
+        return self._one(job, target, self._store.bound(deadline), self._reader.bound(deadline), deadline, hashed)
 
     def close(self) -> None:
         self._checks.shutdown(wait=False)
         self._tag_reads.shutdown(wait=False)
 
     def run(self, callback: Callback, deadline: Deadline) -> list[JobResult]:
-        store = self._store.bound(deadline)
+        store, reader = self._store.bound(deadline), self._reader.bound(deadline)
         pending = []
         for job in callback.jobs_detail:
             targets = all_outputs(job) if job.succeeded else ()
-            futures = [self._checks.submit(self._one, job, t, store, deadline) for t in targets]
+            futures = [self._checks.submit(self._one, job, t, store, reader, deadline) for t in targets]
             pending.append((job, futures))
         results = []
         for job, futures in pending:
@@ -75,9 +77,10 @@ class Processor:
             results.append(JobResult(job, outcome_of(job, objects), objects))
         return results
 
-    def _one(self, job: Job, target: OutputObject, store: ObjectStore, deadline: Deadline,
+    def _one(self, job: Job, target: OutputObject, store: ObjectStore, reader: ContentReader, deadline: Deadline,
              hashed: FileJob | None = None) -> ObjectResult:
         settings = self._settings
+        inspected = Inspected(store, reader)
         if not target.placed:  # nowhere to look, so nothing to tag either
             return ObjectResult(Check(target, Verdict.UNVERIFIABLE, Method.NONE, unplaced_reason(target)))
         tags: Future[dict[str, str] | None] | None = None
@@ -91,20 +94,21 @@ class Processor:
                 return by_ci  # pending: the FileHashCode job's callback finishes it
             check = by_ci
         else:
-            check = check_object(target, store, settings.verify_mode, end, deadline)
+            check = check_object(target, inspected, settings.verify_mode, end, deadline)
         if check.verdict is Verdict.MISSING and target.expected_md5 is not None:
             server = settings.verify_mode == "server" or hashed is not None
             hashed_by = self.server_hash().hashed_by(job, target, deadline, hashed) if server else None
-            moved = find_moved(target, job.job_id, store, settings, deadline, hashed_by)
+            moved = find_moved(target, job.job_id, store, inspected, settings, deadline, hashed_by)
             if moved is not None:
                 return moved  # an earlier delivery moved it: report what that delivery did
-        return self._act(check, job.job_id, _result_of(tags), store, deadline)
+        return self._act(check, job.job_id, _result_of(tags), store, inspected, deadline)
 
-    def _act(self, check: Check, job_id: str, read_tags: TagReader, store: ObjectStore,
+    def _act(self, check: Check, job_id: str, read_tags: TagReader, store: ObjectStore, inspected: Inspected,
              deadline: Deadline) -> ObjectResult:
         settings = self._settings
         if movable(check.verdict, settings):
-            moved = move(check, job_id, read_tags, tags_on(check.verdict, settings), store, settings, deadline)
+            moved = move(check, job_id, read_tags, tags_on(check.verdict, settings), store, inspected, settings,
+                         deadline)
             if moved.error and _hashed_while_pending(check, job_id, read_tags):
                 # The move did not happen (a destination with other bytes blocks it for good) but the hash is
                 # over: the source must not keep announcing it. Its verdict replaces `pending` where the action

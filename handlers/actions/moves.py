@@ -30,7 +30,9 @@ PENDING = Verdict.PENDING.value
 HashedBy = Callable[[Mapping[str, str]], "str | None"]
 
 
-class Mover(Inspector, Protocol):
+# What a move asks of COS; checking a destination's bytes goes through an `inspector` (checking/reads.Inspected).
+class Mover(Protocol):
+    def head(self, target: OutputObject) -> ObjectState | None: ...
     def copy(self, source: OutputObject, state: ObjectState, dest: OutputObject) -> None: ...
     def delete(self, target: OutputObject) -> None: ...
     def tags(self, target: OutputObject) -> dict[str, str] | None: ...
@@ -67,7 +69,7 @@ class MoveBlocked(Exception):
 
 
 def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | None], tag: bool,
-         store: Mover, settings: Settings, deadline: Deadline) -> ObjectResult:
+         store: Mover, inspector: Inspector, settings: Settings, deadline: Deadline) -> ObjectResult:
     source, state = check.target, check.state
     assert state is not None
     dest = destination_for(source, check.verdict, job_id, settings)
@@ -90,7 +92,8 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
                 step(lambda: store.copy(source, state, dest))
             except NotFound as missing:
                 # Another delivery may have finished this move between our HEAD and the copy.
-                return _moved_result(source, check.verdict, job_id, tag, store, settings, deadline) or ObjectResult(
+                return _moved_result(source, check.verdict, job_id, tag, store, inspector, settings,
+                                     deadline) or ObjectResult(
                     check, error=f"copy answered 404, the source or the destination bucket is missing: {missing}")
             present = step(lambda: store.head(dest))
             if present is None or not holds_same_bytes(state, present, _known_md5(check)):
@@ -135,7 +138,7 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
         return ObjectResult(check, error=f"move failed: {exc}")
 
 
-def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settings,
+def find_moved(target: OutputObject, job_id: str, store: Mover, inspector: Inspector, settings: Settings,
                deadline: Deadline, hashed_by: HashedBy | None = None) -> ObjectResult | None:
     """For an object missing at its key: the result of an earlier delivery that moved it, an `error`
     when whether one did cannot be told now (never `missing` then), or None when no destination holds it."""
@@ -143,7 +146,7 @@ def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settin
     for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
         if not movable(verdict, settings):
             continue
-        found = _moved_result(target, verdict, job_id, tags_on(verdict, settings), store, settings, deadline,
+        found = _moved_result(target, verdict, job_id, tags_on(verdict, settings), store, inspector, settings, deadline,
                               hashed_by)
         if found is not None and found.check.verdict is Verdict.ERROR:
             unsure = unsure or found
@@ -152,7 +155,7 @@ def find_moved(target: OutputObject, job_id: str, store: Mover, settings: Settin
     return unsure
 
 
-def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool, store: Mover,
+def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool, store: Mover, inspector: Inspector,
                   settings: Settings, deadline: Deadline, hashed_by: HashedBy | None = None) -> ObjectResult | None:
     dest = destination_for(target, verdict, job_id, settings)
     existing: dict[str, str] | None = None
@@ -160,7 +163,7 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
         existing = retrying(lambda: store.tags(dest), deadline)
         if existing is None or not moved_by(job_id, existing, _template(verdict, settings)):
             return None  # nothing there, or another job's object (its tags and bytes are left alone)
-        found = _recognised(target, dest, verdict, job_id, existing, store, settings, deadline, hashed_by)
+        found = _recognised(target, dest, verdict, job_id, existing, store, inspector, settings, deadline, hashed_by)
     except (TransientError, StorageError) as exc:
         found = Check(target, Verdict.ERROR, Method.NONE, str(exc))
     if found is None:
@@ -182,7 +185,7 @@ def _moved_result(target: OutputObject, verdict: Verdict, job_id: str, tag: bool
 
 
 def _recognised(target: OutputObject, dest: OutputObject, verdict: Verdict, job_id: str, tags: Mapping[str, str],
-                store: Mover, settings: Settings, deadline: Deadline,
+                store: Mover, inspector: Inspector, settings: Settings, deadline: Deadline,
                 hashed_by: HashedBy | None = None) -> Check | None:
     """The destination's check when it holds this job's earlier move with that verdict, an `error` check
     when that cannot be told, None when it does not.
@@ -210,7 +213,7 @@ def _recognised(target: OutputObject, dest: OutputObject, verdict: Verdict, job_
             target, verdict, Method.NONE, f"moved by an earlier delivery: CI hashed the output to {hashed} (the "
             f"FileHashCode job its tags at {dest.key} name)", state, hashed)
     probe = OutputObject(dest.bucket, dest.region, dest.key, target.expected_md5)
-    found = check_object(probe, store, "auto" if verdict is Verdict.VERIFIED else "full", None, deadline)
+    found = check_object(probe, inspector, "auto" if verdict is Verdict.VERIFIED else "full", None, deadline)
     if found.verdict is Verdict.ERROR:
         return found
     return found if found.verdict is verdict else None

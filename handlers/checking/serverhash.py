@@ -57,7 +57,8 @@ from handlers.intake.models import (
     Verdict,
 )
 from handlers.intake.nodes import MalformedCallback, as_list
-from handlers.storage.cos import Clients, ObjectStore
+from handlers.storage.clients import Clients
+from handlers.storage.cos import ObjectStore
 from handlers.storage.records import STATE_PREFIX
 from handlers.storage.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG, without_ours
 

@@ -24,7 +24,7 @@ from handlers.errors import StorageError, TransientError
 from handlers.intake.callback import all_outputs, output_objects
 from handlers.intake.models import Callback, Job, OutputObject
 from handlers.intake.nodes import MalformedCallback, as_list, build, timestamp
-from handlers.storage.cos import Clients
+from handlers.storage.clients import Clients
 
 MAX_IDS_PER_REQUEST = 10  # CI's documented limit for one DescribeMediaJob call
 QUEUE_PAGE_SIZE = 10  # DescribeMediaQueues' documented default page size

@@ -237,7 +237,7 @@ def test_main_paths_log_no_secret_and_need_no_redaction(emulator, app, log_lines
 
 @pytest.mark.slow
 def test_the_sdk_logs_through_the_redacting_formatter_without_request_headers(emulator, app, capsys):
-    """At DEBUG/INFO the SDK logs request headers (the session token among them): handlers/storage/cos.py
+    """At DEBUG/INFO the SDK logs request headers (the session token among them): handlers/storage/clients.py
     keeps it above that. Its ERROR lines, should anyone allow them, carry response bodies only,
     and are written by the function's own JSON formatter."""
     sdk = logging.getLogger(SDK_LOGGER)

@@ -1,9 +1,7 @@
 """The shortcuts taken for speed (see bench/) decide exactly as the long ways they skip."""
 from __future__ import annotations
 
-import hashlib
 import json
-import threading
 from datetime import datetime
 
 import pytest
@@ -11,14 +9,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from handlers.config import Settings
-from handlers.deadline import Deadline
-from handlers.errors import TransientError
 from handlers.intake.callback import parse_callback
-from handlers.intake.models import OutputObject
 from handlers.intake.nodes import _CHINA, _TIME_FORMATS, MalformedCallback, timestamp
-from handlers.storage.cos import Clients, ObjectStore, _Md5Behind
+from handlers.storage.clients import Clients
 from tests.conftest import function_env
-from tests.samples import BUCKET, REGION
+from tests.samples import BUCKET
 
 
 def strptime_reading(value: str) -> datetime | None:
@@ -83,34 +78,6 @@ def test_text_outside_the_ascii_shortcut_is_still_checked_with_its_path(tag, rea
 def test_non_ascii_text_is_kept():
     body = json.dumps({"JobsDetail": {"JobId": "j1", "State": "Failed", "Message": " 音频时长过短 "}}).encode()
     assert parse_callback(body).jobs_detail[0].message == "音频时长过短"
-
-
-def test_md5_behind_hashes_every_chunk_and_ends_its_thread():
-    chunks = [bytes([i]) * (1 << 20) for i in range(5)] + [b"tail"]
-    digest = _Md5Behind()
-    for chunk in chunks:
-        digest.update(chunk)
-    assert digest.hexdigest() == hashlib.md5(b"".join(chunks)).hexdigest()
-    assert not [t for t in threading.enumerate() if t.name == "md5"]
-
-
-def test_a_broken_stream_leaves_no_hashing_thread(emulator):
-    data = bytes(range(256)) * 8192
-    etag = emulator.put_object(BUCKET, "out/a", data, part_size=1 << 20)
-    emulator.add_fault(method="GET", key="out/a", query="!", truncate=1000, times=None)
-    settings = Settings.from_env(function_env(emulator))
-    store = ObjectStore(Clients(settings), settings).bound(Deadline.after(30))
-    with pytest.raises(TransientError, match=r"got 1000 of 2097152 bytes|failed after"):
-        store.content_md5(OutputObject(BUCKET, REGION, "out/a", None), etag)
-    assert not [t for t in threading.enumerate() if t.name == "md5"]
-
-
-def test_content_md5_is_the_md5_of_the_content(emulator):
-    data = bytes(range(256)) * 12345
-    etag = emulator.put_object(BUCKET, "out/a", data, part_size=1 << 20)
-    settings = Settings.from_env(function_env(emulator))
-    store = ObjectStore(Clients(settings), settings).bound(Deadline.after(30))
-    assert store.content_md5(OutputObject(BUCKET, REGION, "out/a", None), etag) == hashlib.md5(data).hexdigest()
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "http_proxy", "ALL_PROXY", "no_proxy"])
