@@ -88,7 +88,7 @@ class Pipeline:
         """VERIFY_MODE=server: a FileHashCode callback completes the verdicts it was started for."""
         if not any(job.tag == "FileHashCode" for job in callback.jobs_detail):
             return [], callback
-        from handlers.checking.serverhash import finish
+        from handlers.checking.hashcallback import finish
         return finish(callback, self.processor.server_hash().hashing, self.processor.finish_hashed,
                       self.settings, deadline)
 

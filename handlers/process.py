@@ -29,7 +29,8 @@ from handlers.storage.cos import ObjectStore
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 
 if TYPE_CHECKING:
-    from handlers.checking.serverhash import FileJob, ServerHash
+    from handlers.checking.serverhash import ServerHash
+    from handlers.ci.filehash import FileJob
 
 # Verdicts about the bytes that stand until the object changes.
 SETTLED = frozenset({Verdict.VERIFIED, Verdict.MISMATCH, Verdict.UNVERIFIABLE})
@@ -51,7 +52,8 @@ class Processor:
     def server_hash(self) -> ServerHash:
         with self._server_lock:
             if self._server is None:
-                from handlers.checking.serverhash import CiHashing, ServerHash
+                from handlers.checking.serverhash import ServerHash
+                from handlers.ci.filehash import CiHashing
                 from handlers.storage.clients import Clients
                 self._server = ServerHash(CiHashing(Clients(self._settings), self._settings), self._settings)
             return self._server
@@ -128,7 +130,7 @@ class Processor:
         """The object in place with our `pending` replaced by its verdict (the action tags), or taken off."""
         if tags_on(check.verdict, self._settings):
             return tag(check, job_id, read_tags, store, deadline, beside=self._beside(deadline))
-        from handlers.checking.serverhash import clear_pending
+        from handlers.checking.pending import clear_pending
         return clear_pending(check, job_id, store, deadline)
 
     def _beside(self, deadline: Deadline) -> Beside:

@@ -22,223 +22,32 @@
   Message on every path, and its `pending` tag is taken off: it announces no work any more.
 - A version written after the media job ended belongs to whoever wrote it: it is `superseded` before anything
   else is looked at, on every path, and nothing of this job's (not even `pending`) is written on it.
+
+Here: the decisions. CI's API is handlers/ci/filehash.py, the UserData checking/ticket.py, the `pending` tag
+checking/pending.py, and finishing a FileHashCode callback checking/hashcallback.py.
 """
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from functools import partial
-from typing import Any
-from urllib.parse import quote, unquote
+from datetime import datetime
 
-from qcloud_cos.cos_exception import CosClientError, CosServiceError
-
-from handlers import exchange, log
+from handlers import log
 from handlers.checking.hashledger import HashLedger
-from handlers.checking.outcome import outcome_of
+from handlers.checking.pending import HASH_JOB_TAG, clear_pending, mark
+from handlers.checking.ticket import Ticket, decode, encode
 from handlers.checking.verify import SUPERSEDED_AFTER, decide_by_content, decide_without_content
-from handlers.ci.jobs import CiUnavailable, JobNotConfirmed, ci_call
+from handlers.ci.filehash import SYNC_LIMIT, CiHashing, FileJob, SyncRefused
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
-from handlers.intake.http import HttpError
-from handlers.intake.models import (
-    Callback,
-    Check,
-    Job,
-    JobResult,
-    Method,
-    ObjectResult,
-    ObjectState,
-    OutputObject,
-    Verdict,
-)
-from handlers.intake.nodes import MalformedCallback, as_list
-from handlers.storage.clients import Clients
+from handlers.intake.models import Check, Job, Method, ObjectResult, ObjectState, OutputObject, Verdict
 from handlers.storage.cos import ObjectStore
 from handlers.storage.records import STATE_PREFIX
-from handlers.storage.tags import JOB_TAG, MAX_TAGS, VERIFY_TAG, without_ours
-
-SYNC_LIMIT = 128 * 1024 * 1024  # the sync API hashes files "小于128MB" (smaller than 128 MB)
-MAX_USER_DATA = 1024
-HASH_TAG = "FileHashCode"
-HASH_JOB_TAG = "ci-hash-job"  # on a pending object: the file job hashing it
-PENDING = Verdict.PENDING.value
-PREFIX = "cvh1"  # marks UserData written by this function (version 1 of the encoding)
-_KEY_DIGEST_CHARS = 32
+from handlers.storage.tags import JOB_TAG
 
 TagReader = Callable[[], "dict[str, str] | None"]
 
-
-# --- UserData: a compact, printable-ASCII ticket (pure) -------------------------------------
-
-@dataclass(frozen=True)
-class Ticket:
-    """What a FileHashCode job's callback needs to finish the object it hashed."""
-
-    job_id: str  # the media job whose output this is
-    tag: str  # that job's Tag (for the answer and the logs)
-    bucket: str
-    key: str  # the object's key; "" when only its digest fitted
-    etag: str  # the ETag the object had when the hash job was submitted
-    expected_md5: str
-    job_end: int | None  # the media job's EndTime, Unix seconds (for `superseded`)
-    key_digest: str = ""  # sha256 of the key (first 32 hex digits), when the key itself did not fit
-
-    def names(self, key: str) -> bool:
-        return key == self.key if self.key else _key_digest(key) == self.key_digest
-
-
-def _key_digest(key: str) -> str:
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:_KEY_DIGEST_CHARS]
-
-
-def encode(ticket: Ticket) -> str | None:
-    """`cvh1|job|tag|bucket|etag|md5|end|k:<key>` with each field percent-encoded (so it is printable ASCII
-    and `|` never occurs inside one); when that exceeds 1,024 characters the key is replaced by its digest
-    (`h:<sha256>`: CI's answer names the key, and must hash to it). None when even that does not fit."""
-    head = "|".join(quote(field, safe="") for field in (
-        PREFIX, ticket.job_id, ticket.tag, ticket.bucket, ticket.etag, ticket.expected_md5,
-        "" if ticket.job_end is None else str(ticket.job_end)))
-    for tail in (f"k:{quote(ticket.key, safe='/')}", f"h:{_key_digest(ticket.key)}"):
-        text = f"{head}|{tail}"
-        if len(text) <= MAX_USER_DATA:
-            return text
-    return None
-
-
-def decode(text: str | None) -> Ticket | None:
-    """The ticket in UserData, or None when the UserData is not one this function wrote."""
-    if not text or not text.startswith(PREFIX + "|"):
-        return None
-    parts = text.split("|")
-    if len(parts) != 8 or parts[7][:2] not in ("k:", "h:"):
-        return None
-    _, job_id, tag, bucket, etag, md5, end, tail = (unquote(part) for part in parts)
-    if not (job_id and bucket and etag and md5) or (end and not end.isdigit()):
-        return None
-    kind, value = tail[:2], tail[2:]
-    return Ticket(job_id, tag, bucket, value if kind == "k:" else "", etag, md5, int(end) if end else None,
-                  value if kind == "h:" else "")
-
-
-# --- CI's account of a file job (pure) ------------------------------------------------------
-
-@dataclass(frozen=True)
-class FileJob:
-    job_id: str
-    state: str  # Submitted, Running, Success, Failed, ...
-    bucket: str
-    region: str
-    key: str
-    user_data: str
-    md5: str = ""  # FileHashCodeResult.MD5, once Success
-    etag: str = ""  # FileHashCodeResult.Etag, quotes taken off
-    message: str = ""
-
-    @property
-    def running(self) -> bool:
-        return self.state in ("Submitted", "Running")
-
-
-def _text(node: Any, *path: str) -> str:
-    for name in path:
-        node = node.get(name) if isinstance(node, dict) else None
-    return node.strip() if isinstance(node, str) else ""
-
-
-def file_job_from(node: Any) -> FileJob:
-    """A JobsDetail node of GET /file_jobs/<id> as the SDK's xml_to_dict gives it (empty elements are None),
-    shaped as tests/fixtures/ci/describemediajob-filehashcode-1.xml."""
-    if not isinstance(node, dict) or not _text(node, "JobId"):
-        raise MalformedCallback("CI's file job has no JobId")
-    return FileJob(
-        job_id=_text(node, "JobId"), state=_text(node, "State"), bucket=_text(node, "Input", "BucketId"),
-        region=_text(node, "Input", "Region"), key=_text(node, "Input", "Object").lstrip("/"),
-        user_data=_text(node, "Operation", "UserData"),
-        md5=_text(node, "Operation", "FileHashCodeResult", "MD5").lower(),
-        etag=_text(node, "Operation", "FileHashCodeResult", "Etag").strip('"').lower(),
-        message=" ".join(filter(None, (_text(node, "Code"), _text(node, "Message")))))
-
-
-# --- the adapter ---------------------------------------------------------------------------
-
-class SyncRefused(Exception):
-    """The synchronous hash refused the object (its size or the region): a file job may still do it."""
-
-
-class CiHashing:
-    """CI's hash APIs through the SDK, failures sorted into the function's kinds."""
-
-    def __init__(self, clients: Clients, settings: Settings):
-        self._clients = clients
-        self._settings = settings
-
-    def sync_md5(self, target: OutputObject, deadline: Deadline) -> tuple[str, str]:
-        """(MD5, ETag or "") as the synchronous filehash answers them."""
-        where = f"GET {target.bucket}/{target.key}?ci-process=filehash"
-        try:
-            answer = self._clients.cos(target.region, deadline).file_hash(
-                Bucket=target.bucket, Key=target.key, Type="md5", AddToHeader=False)
-        except CosClientError as exc:
-            raise TransientError(f"{where}: {exc}") from None
-        except exchange.BROKEN_ANSWER as exc:  # the SDK reads and parses the streamed answer after the exchange
-            raise TransientError(f"{where}: the answer could not be read: {type(exc).__name__}: {exc}") from None
-        except CosServiceError as exc:
-            status, code = exc.get_status_code(), exc.get_error_code() or ""
-            message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
-            if status == 404:
-                raise TransientError(f"{message} (the object changed since it was read)") from None
-            if status == 429 or status >= 500:
-                raise TransientError(message) from None
-            if status in (400, 501):
-                raise SyncRefused(message) from None
-            raise StorageError(message + (" (the execution role needs cos:GetObject, and the bucket CI's file "
-                                          "processing service)" if status == 403 else "")) from None
-        result = (answer or {}).get("FileHashCodeResult") if isinstance(answer, dict) else None
-        md5 = _text(result, "MD5").lower()
-        if len(md5) != 32:
-            raise TransientError(f"{where}: the answer carries no MD5")
-        return md5, _text(result, "Etag").strip('"').lower()
-
-    def submit(self, target: OutputObject, user_data: str, deadline: Deadline) -> str:
-        """Start a FileHashCode job on the object; its JobId."""
-        options: dict[str, Any] = {"UserData": user_data}
-        if self._settings.hash_callback_url:
-            options["CallBack"] = self._settings.hash_callback_url
-        if self._settings.hash_queue_id:
-            options["QueueId"] = self._settings.hash_queue_id
-        answer = self._call(f"POST /file_jobs for {target.bucket}/{target.key}", lambda: self._clients.ci(
-            target.region, deadline).ci_create_file_hash_job(
-                Bucket=target.bucket, InputObject=target.key,
-                FileHashCodeConfig={"Type": "MD5", "AddToHeader": "false"}, **options))
-        jobs = as_list((answer or {}).get("JobsDetail")) if isinstance(answer, dict) else []
-        job_id = _text(jobs[0], "JobId") if jobs else ""
-        if not job_id:
-            raise TransientError(f"POST /file_jobs for {target.bucket}/{target.key}: the answer names no JobId")
-        return job_id
-
-    def describe(self, bucket: str, region: str, job_id: str, deadline: Deadline) -> FileJob | None:
-        """CI's account of the file job, or None when CI does not know it."""
-        answer = self._call(f"GET /file_jobs/{job_id} on {bucket}", lambda: self._clients.ci(
-            region, deadline).ci_get_file_process_jobs(Bucket=bucket, JobIDs=job_id))
-        if answer is None:
-            return None
-        for node in as_list(answer.get("JobsDetail") if isinstance(answer, dict) else None):
-            job = file_job_from(node)
-            if job.job_id == job_id:
-                return job
-        return None
-
-    @staticmethod
-    def _call(where: str, request: Callable[[], Any]) -> Any:
-        return ci_call(where, request, "ci:CreateFileProcessJobs, ci:DescribeFileProcessJob and cam:PassRole")
-
-
-# --- the decisions ---------------------------------------------------------------------------
 
 class ServerHash:
     def __init__(self, hashing: CiHashing, settings: Settings):
@@ -405,22 +214,7 @@ class ServerHash:
         settings = self._settings
         if "tag" not in settings.action_verified | settings.action_failed:
             return ObjectResult(pending)
-        assert pending.state is not None
-        ours = {VERIFY_TAG: PENDING, JOB_TAG: job_id, HASH_JOB_TAG: hash_job}
-        try:
-            existing = store.tags(pending.target) or {}
-            merged = {**existing, **ours}
-            if len(merged) > MAX_TAGS:
-                return ObjectResult(pending, notes=(f"not tagged pending: the object has {len(existing)} tags; COS "
-                                                    f"allows {MAX_TAGS}",))
-            retrying(lambda: store.put_tags(pending.target, merged), deadline)
-            if not _still(pending.target, pending.state, ours, store, deadline):
-                return ObjectResult(pending, actions=("untagged",), notes=(
-                    "rewritten while it was being tagged pending: our tags were taken off the new version",))
-        except (TransientError, StorageError) as exc:
-            # The file job's callback finishes the object all the same; only a lost callback would go unnoticed.
-            return ObjectResult(pending, notes=(f"not tagged pending: {exc}",))
-        return ObjectResult(pending, actions=("tagged",))
+        return mark(pending, job_id, hash_job, store, deadline)
 
 
 def _release(ledger: HashLedger, target: OutputObject, etag: str, token: str, deadline: Deadline) -> None:
@@ -431,45 +225,6 @@ def _release(ledger: HashLedger, target: OutputObject, etag: str, token: str, de
         log.warning("the reservation of a FileHashCode job CI did not start was not taken back", key=target.key,
                     etag=etag, reason=str(exc))
 
-
-def clear_pending(check: Check, job_id: str, store: ObjectStore, deadline: Deadline) -> ObjectResult:
-    """`check` with our `pending` tag taken off its object: the hash it announced is over (decided, or failed
-    for good) and the verdict's action writes no tag over it. `ci-job` and `ci-hash-job` stay: they say whose
-    output it is and which hash job ran, and claim no verdict."""
-    target, state = check.target, check.state
-    assert state is not None
-    try:
-        tags = retrying(lambda: store.tags(target), deadline)
-        if tags is None or tags.get(VERIFY_TAG) != PENDING or tags.get(JOB_TAG) != job_id:
-            return ObjectResult(check)
-        kept = {key: value for key, value in tags.items() if key != VERIFY_TAG}
-        if kept:
-            retrying(lambda: store.put_tags(target, kept), deadline)
-        else:
-            retrying(lambda: store.delete_tags(target), deadline)
-        ours = {JOB_TAG: job_id, HASH_JOB_TAG: tags.get(HASH_JOB_TAG, "")}
-        _still(target, state, ours, store, deadline)
-    except (TransientError, StorageError) as exc:
-        return ObjectResult(check, notes=(f"its `pending` tag could not be taken off: {exc}",))
-    return ObjectResult(check, actions=("untagged",))
-
-
-def _still(target: OutputObject, state: ObjectState, ours: dict[str, str], store: ObjectStore,
-           deadline: Deadline) -> bool:
-    """Whether the version a tag write was meant for is still there; if another replaced it before the write
-    landed, our tags are taken off that one (it belongs to whoever wrote it) and False. COS tags have no
-    condition: only a HEAD after the write can tell (a version written after it starts with no tags)."""
-    now = retrying(lambda: store.head(target), deadline)
-    if now is not None and now.etag == state.etag:
-        return True
-    if now is not None:
-        current = retrying(lambda: store.tags(target), deadline) or {}
-        cleaned = without_ours(current, ours)
-        if cleaned:
-            retrying(lambda: store.put_tags(target, cleaned), deadline)
-        elif cleaned is not None:
-            retrying(lambda: store.delete_tags(target), deadline)
-    return False
 
 
 def _by_file_job(job: Job, target: OutputObject, state: ObjectState, found: FileJob) -> Check | ObjectResult | None:
@@ -523,51 +278,3 @@ def _by_ci(check: Check, how: str) -> Check:
     """The verdict as the function's own content hash would give it, saying that CI hashed the bytes."""
     said = f"hashed by CI ({how})"
     return dataclasses.replace(check, reason=f"{check.reason}; {said}" if check.reason else said)
-
-
-# --- a FileHashCode callback ------------------------------------------------------------------
-
-def is_hash_callback(job: Job) -> bool:
-    """A FileHashCode job whose callback claims to carry this function's UserData (CI is asked before
-    anything is trusted)."""
-    return job.tag == HASH_TAG and job.operation is not None and job.operation.user_data.startswith(PREFIX + "|")
-
-
-RunOne = Callable[[Job, OutputObject, Deadline, FileJob], ObjectResult]
-
-
-def finish(callback: Callback, hashing: CiHashing, run_one: RunOne, settings: Settings,
-           deadline: Deadline) -> tuple[list[JobResult], Callback]:
-    """The results of the callback's FileHashCode jobs, and the callback without them.
-
-    Raises JobNotConfirmed (403) for a job CI does not know or whose account contradicts itself, CiUnavailable
-    (503), MalformedCallback (400) for a job that names no bucket to ask."""
-    results: list[JobResult] = []
-    for claimed in (job for job in callback.jobs_detail if is_hash_callback(job)):
-        where = claimed.input
-        if where is None or not where.bucket_id or not where.region:
-            raise MalformedCallback(f"FileHashCode job {claimed.job_id}: no Input BucketId and Region to ask CI in")
-        try:
-            reported = retrying(partial(hashing.describe, where.bucket_id, where.region, claimed.job_id, deadline),
-                                deadline)
-        except (TransientError, StorageError) as exc:
-            raise CiUnavailable(f"CI's file-job API did not answer: {exc}") from None
-        if reported is None:
-            raise JobNotConfirmed(f"FileHashCode job {claimed.job_id} is unknown to CI")
-        ticket = decode(reported.user_data)
-        if ticket is None:
-            results.append(JobResult(claimed, outcome_of(claimed, ()), ()))  # not ours after all: acknowledged
-            continue
-        if not (ticket.bucket == reported.bucket == where.bucket_id) or not ticket.names(reported.key):
-            raise JobNotConfirmed(f"FileHashCode job {claimed.job_id}: CI's job hashes {reported.bucket}/"
-                                  f"{reported.key}, not the object its UserData names")
-        original = Job(job_id=ticket.job_id, tag=ticket.tag, state="Success", input=claimed.input,
-                       end_time=None if ticket.job_end is None else datetime.fromtimestamp(ticket.job_end,
-                                                                                          timezone.utc))
-        target = OutputObject(reported.bucket, reported.region or where.region, reported.key, ticket.expected_md5)
-        if settings.allowed_prefixes and not target.key.startswith(settings.allowed_prefixes):
-            raise HttpError(403, f"FileHashCode job {claimed.job_id}: key {target.key!r} is not under ALLOWED_PREFIXES")
-        done = run_one(original, target, deadline, reported)
-        results.append(JobResult(original, outcome_of(original, (done,)), (done,), partial=True))
-    rest = tuple(job for job in callback.jobs_detail if not is_hash_callback(job))
-    return results, Callback(callback.event_name, rest, callback.workflow_execution)

@@ -1,3 +1,3 @@
-"""CI's own account of a job: its job API (confirm a callback, look jobs up, list them per queue) and the expansion
-of a WorkflowFinish into its jobs. May use storage/ (the clients) and intake/; decides no verdict. (CI's file-hash
-API is still in checking/serverhash.py: docs/architecture.md.)"""
+"""CI's own account of a job: its job API (confirm a callback, look jobs up, list them per queue), the expansion
+of a WorkflowFinish into its jobs, and its file-hash API (the synchronous filehash, FileHashCode jobs). May use
+storage/ (the clients) and intake/; decides no verdict."""

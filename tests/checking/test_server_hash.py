@@ -12,7 +12,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import xmltodict
 
-from handlers.checking.serverhash import HASH_JOB_TAG, MAX_USER_DATA, Ticket, decode, encode
+from handlers.checking.pending import HASH_JOB_TAG
+from handlers.checking.ticket import Ticket, decode, encode
 from handlers.config import ConfigError, Settings
 from handlers.storage.records import STATE_PREFIX
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
@@ -290,20 +291,7 @@ def test_a_file_job_callback_is_believed_only_as_ci_reports_it(emulator, server_
     assert emulator.tags(BUCKET, "out/other.wav") == {}
 
 
-# --- UserData, configuration ------------------------------------------------------------------------
-
-def test_user_data_is_compact_printable_and_falls_back_to_a_key_digest():
-    ticket = Ticket(JOB, "VoiceSeparate", BUCKET, "out/声音 a|b.wav", "5f1c-3", "a" * 32, 1_760_000_000)
-    text = encode(ticket)
-    assert text is not None and len(text) < 160 and all(" " <= ch <= "~" for ch in text)
-    assert decode(text) == ticket
-    long_key = "out/" + "长" * 400  # 1,200 bytes of UTF-8: 3,600 characters percent-encoded
-    text = encode(Ticket(JOB, "VoiceSeparate", BUCKET, long_key, "5f1c-3", "a" * 32, None))
-    assert text is not None and len(text) <= MAX_USER_DATA and "|h:" in text
-    back = decode(text)
-    assert back is not None and back.key == "" and back.names(long_key) and not back.names(long_key + "x")
-    assert decode("This is my data.") is None and decode("cvh1|x") is None
-
+# --- configuration ----------------------------------------------------------------------------------
 
 def test_verify_mode_server_and_its_settings_are_read(emulator):
     settings = Settings.from_env(function_env(emulator, VERIFY_MODE="server", HASH_QUEUE_ID="pfile"))

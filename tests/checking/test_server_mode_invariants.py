@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import xmltodict
 
-from handlers.checking.serverhash import HASH_JOB_TAG
+from handlers.checking.pending import HASH_JOB_TAG
 from handlers.config import ConfigError, Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos.file_jobs import ARCHIVED, FileJobCallback

@@ -76,7 +76,8 @@ from hypothesis import strategies as st
 
 from handlers.app import App
 from handlers.checking.outcome import combined, entry_standing
-from handlers.checking.serverhash import HASH_JOB_TAG, decode
+from handlers.checking.pending import HASH_JOB_TAG
+from handlers.checking.ticket import decode
 from handlers.config import Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos import CosEmulator
