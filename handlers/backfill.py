@@ -18,7 +18,8 @@ from typing import TextIO
 from handlers.app import App
 from handlers.config import ConfigError, Settings
 from handlers.deadline import Deadline
-from handlers.operations.summary import CosListing, collect, render
+from handlers.operations.report_command.listing import CosListing, collect
+from handlers.operations.report_command.render import render
 from handlers.reconcile import backfill
 from handlers.reconcile.backfill import (
     FORMATS,

@@ -1,8 +1,8 @@
 """`python -m handlers.summary`: the report command, by the name it has always had (README, `dev.py report`,
-scripts run on the deploy package). The command itself is handlers/operations/summary.py."""
+scripts run on the deploy package). The command itself is handlers/operations/report_command/."""
 import sys
 
-from handlers.operations.summary import main
+from handlers.operations.report_command.command import main
 
 __all__ = ["main"]
 

@@ -5,7 +5,7 @@
 lists CI's jobs of the period in each of the bucket's media queues (or the --queue ones) and tags
 (--tags, else RECONCILE_TAGS), checks those not settled with the sweep's own machinery
 (handlers/reconcile/sweep.py), shows its progress on stderr, and ends with the report command's summary
-(handlers/operations/summary.py). It keeps a checkpoint per list (`backfill/<QueueId>/<Tag>.checkpoint`, beside the
+(handlers/operations/report_command/). It keeps a checkpoint per list (`backfill/<QueueId>/<Tag>.checkpoint`, beside the
 sweep's), so an interrupted run resumes where it stopped when run again with the same --since (or a
 later one). Run here, it checks the jobs itself, CONCURRENCY at a time; for volumes that need SCF's
 fan-out, send the deployed function the same order as an event (`backfill_order`), and it hands
@@ -45,7 +45,7 @@ FORMATS = ("table", "json", "csv")
 def period_of(since: str, until: str | None, now: datetime) -> tuple[datetime, datetime]:
     """(start, end) of a period given as `--since 30d` or a date, and an optional end (pure).
     Raises ValueError naming the mistake."""
-    from handlers.operations.summary import since_cutoff  # the report command's own reading of --since
+    from handlers.operations.report_command.summarise import since_cutoff  # the report command's own reading of --since
     start = since_cutoff(since, now)
     end = since_cutoff(until, now) if until else now + timedelta(seconds=1)
     if start >= end:

@@ -209,7 +209,7 @@ def test_a_file_job_callback_updates_its_object_in_the_jobs_report_and_keeps_the
     exited 0. Now the report keeps every output, and the outcome is the whole job's."""
     import io
 
-    from handlers.operations.summary import main as report_command
+    from handlers.operations.report_command.command import main as report_command
     from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN
 
     def report_exit_code() -> int:

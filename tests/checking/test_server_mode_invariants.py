@@ -72,7 +72,7 @@ def output_writes(emulator) -> list:
 
 
 def report_exit_code(emulator, *args: str) -> int:
-    from handlers.operations.summary import main as report_command
+    from handlers.operations.report_command.command import main as report_command
     env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
            "TENCENTCLOUD_SESSIONTOKEN": TOKEN, "COS_ENDPOINT": emulator.endpoint}
     return report_command(["--bucket", BUCKET, "--region", REGION, *args], env, io.StringIO(), io.StringIO())

@@ -1,6 +1,6 @@
 """VERIFY_MODE=server: the media job's audit report and the FileHashCode callbacks that complete it, written by
 invocations that overlap. A `pending` entry never replaces a final one for the same key and ETag, whoever writes
-last; the report, the tags and the answer agree at rest, so `dev.py report` (handlers/operations/summary.py) gates on it.
+last; the report, the tags and the answer agree at rest, so `dev.py report` (handlers/operations/report_command/) gates on it.
 
 The races are staged with the emulator's own means (a slow request of one invocation, faults applied in turn),
 the FileHashCode callback delivered through App.handle while the media job's invocation is held."""
@@ -45,7 +45,7 @@ def server_env(**extra: str) -> dict[str, str]:
 
 
 def report_exit_code(emulator) -> int:
-    from handlers.operations.summary import main as report_command
+    from handlers.operations.report_command.command import main as report_command
     env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
            "TENCENTCLOUD_SESSIONTOKEN": TOKEN, "COS_ENDPOINT": emulator.endpoint}
     return report_command(["--bucket", BUCKET, "--region", REGION, "--reports-prefix", "reports/"], env,
