@@ -1,4 +1,4 @@
-"""The function behind a local Function URL: `python3 dev.py serve [--port 9000]`.
+"""The function behind a local Function URL: `python3 dev.py serve [--port 9000] [--cos-port 9001]`.
 
 Starts the COS + CI emulator, seeds it as the demo does (the objects of events/objects/, and
 every sample callback's job for the function's cross-check with CI), then serves HTTP: each
@@ -13,6 +13,12 @@ the credentials and COS_ENDPOINT always point at the emulator; CALLBACK_TOKEN, A
 VERIFY_WITH_CI, DEFAULT_REGION and LOG_LEVEL default to the demo's. Invocations run one at a time, as in one
 SCF instance. The function logs to stdout as in SCF (JSON lines); this server logs one line
 per request to stderr.
+
+It also prints the settings that point `python3 dev.py run events/<file>` and `python3 dev.py report`
+in another shell at the same emulator, as one `export` line to paste: its credentials, its session
+token (the emulator requires one, as COS does of temporary keys), its address and the demo's token,
+bucket and region. The emulator listens on a fixed port (9001, --cos-port) so that the line stays
+valid when serve is restarted (the objects and tags do not: they live as long as serve).
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ import argparse
 import base64
 import json
 import os
+import shlex
 import shutil
 import signal
 import sys
@@ -33,12 +40,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from localcloud.cos import CosEmulator
-from localcloud.runner import local_context
+from localcloud.runner import ROOT, local_context
 from localcloud.serving import LocalHTTPServer, TrackedRequestHandler
 
 Function = Callable[[dict, dict], Any]
 MAX_EVENT_BYTES = 6 * 1024 * 1024  # SCF's limit on a synchronous invocation's request
 DEFAULT_TIMEOUT = 60  # serverless.yml's `timeout`
+DEFAULT_COS_PORT = 9001  # fixed, beside the function URL's 9000: the printed COS_ENDPOINT survives a restart
+# What `dev.py run` and `dev.py report` need to reach the emulator as the served function does (README,
+# "Sample events"); REPORT_PREFIX too when serve was given one, since the report reads the reports there.
+SHARED_SETTINGS = ("COS_ENDPOINT", "TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "TENCENTCLOUD_SESSIONTOKEN",
+                   "CALLBACK_TOKEN", "ALLOWED_BUCKETS", "DEFAULT_REGION")
 
 
 def event_from_request(method: str, target: str, headers: Iterable[tuple[str, str]], body: bytes,
@@ -201,10 +213,28 @@ def configure(emulator: CosEmulator, manifest: list[dict]) -> None:
                        "TENCENTCLOUD_SESSIONTOKEN": TOKEN, "COS_ENDPOINT": emulator.endpoint})
 
 
+def settings_block(env: Mapping[str, str], demo_token: str, event: Path, bucket: str, region: str) -> list[str]:
+    """The lines to paste into another shell: one `export` of the settings, then a `dev.py run` and a
+    `dev.py report` that use them. A CALLBACK_TOKEN of the caller's own is not echoed to the terminal:
+    the line exports the other shell's `$CALLBACK_TOKEN` instead."""
+    words = []
+    for name in (*SHARED_SETTINGS, *(["REPORT_PREFIX"] if env.get("REPORT_PREFIX") else [])):
+        value = env[name]
+        if name == "CALLBACK_TOKEN" and value != demo_token:
+            words.append('CALLBACK_TOKEN="$CALLBACK_TOKEN"')
+        else:
+            words.append(f"{name}={shlex.quote(value)}")
+    return [f"export {' '.join(words)}",
+            f"python3 dev.py run {shlex.quote(event.as_posix())}",
+            f"python3 dev.py report --bucket {shlex.quote(bucket)} --region {shlex.quote(region)}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcloud serve", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     parser.add_argument("--port", type=int, default=9000, help="port to listen on; 0 picks a free one (default: 9000)")
+    parser.add_argument("--cos-port", type=int, default=DEFAULT_COS_PORT,
+                        help=f"the COS emulator's port; 0 picks a free one (default: {DEFAULT_COS_PORT})")
     parser.add_argument("--timeout", type=int, default=DEFAULT_TIMEOUT,
                         help=f"the invocation's time limit in seconds, as SCF's context gives it (default: {DEFAULT_TIMEOUT})")
     args = parser.parse_args(argv)
@@ -221,11 +251,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace, bodies: Path, stopped: threading.Event) -> int:
-    from localcloud.demo import SECRET_ID, SECRET_KEY, TOKEN
+    from localcloud.demo import EVENTS, SAMPLES, SECRET_ID, SECRET_KEY, TOKEN
     from localcloud.runner import load_handler
     from localcloud.samples import DEMO_TOKEN
 
-    with CosEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, token=TOKEN) as emulator:
+    emulator = CosEmulator(secret_id=SECRET_ID, secret_key=SECRET_KEY, token=TOKEN, port=args.cos_port)
+    try:
+        emulator.start()
+    except OSError as exc:
+        emulator.stop()  # removes its object folder
+        print(f"serve: the COS emulator cannot listen on 127.0.0.1:{args.cos_port}: {exc.strerror or exc} "
+              f"(is another serve running? --cos-port 0 picks a free port)", file=sys.stderr)
+        return 1
+    with emulator:
         manifest, samples = seed(emulator, bodies)
         configure(emulator, manifest)
         try:
@@ -248,6 +286,10 @@ def _serve(args: argparse.Namespace, bodies: Path, stopped: threading.Event) -> 
             path, content_type, _ = samples[0]
             print(f"try:\n  curl -X POST --data-binary @{path} -H 'Content-Type: {content_type}' "
                   f"'{server.url}?token={token}'")
+            print("or, from another shell in this folder, an event file or the report against this emulator:")
+            for line in settings_block(os.environ, DEMO_TOKEN, (EVENTS / SAMPLES[0][0]).relative_to(ROOT),
+                                       manifest[0]["bucket"], manifest[0]["region"]):
+                print(f"  {line}")
             print("serving; Ctrl-C stops", flush=True)
             while not stopped.wait(0.5):
                 pass

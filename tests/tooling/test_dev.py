@@ -62,7 +62,7 @@ def test_sigterm_on_dev_py_stops_the_server_it_started():
     port = free_port()
     started: list[int] = []
     env = {k: v for k, v in os.environ.items() if k not in SERVE_SETTINGS}
-    dev = subprocess.Popen([sys.executable, str(DEV_PY), "serve", "--port", str(port)], cwd=ROOT, env=env,
+    dev = subprocess.Popen([sys.executable, str(DEV_PY), "serve", "--port", str(port), "--cos-port", "0"], cwd=ROOT, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         assert wait_for(lambda: listening(port), STARTUP_SECONDS), "dev.py serve never listened"

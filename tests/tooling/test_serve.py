@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import queue
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -29,7 +31,8 @@ SETTINGS = ("CALLBACK_TOKEN", "ALLOWED_BUCKETS", "ALLOWED_PREFIXES", "ALLOW_UNAU
 class Served:
     def __init__(self) -> None:
         env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
-        self.process = subprocess.Popen([sys.executable, "-m", "localcloud", "serve", "--port", "0"], cwd=ROOT, env=env,
+        command = [sys.executable, "-m", "localcloud", "serve", "--port", "0", "--cos-port", "0"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env,
                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
@@ -118,6 +121,44 @@ def test_the_function_answers_the_http_errors_itself(served):
     assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
     binary = requests.post(served.url + "?token=demo-token", data=b"\xff\xfe<Response/>", timeout=30)
     assert binary.status_code == 400 and "malformed callback" in binary.json()["error"]
+
+
+def settings_block(output: list[str]) -> tuple[dict[str, str], list[list[str]]]:
+    """The environment and the commands serve prints for `dev.py run` and `dev.py report` in another shell."""
+    start = next(i for i, line in enumerate(output) if line.startswith("  export "))
+    environment = dict(word.split("=", 1) for word in shlex.split(output[start].strip())[1:])
+    commands = [shlex.split(line) for line in output[start + 1:] if line.startswith("  python3 dev.py ")]
+    return environment, commands
+
+
+@pytest.mark.slow
+def test_the_settings_serve_prints_run_an_event_file_and_the_report_against_its_emulator():
+    """Issue 21, item 2: `dev.py run events/...` with the settings the README named failed three times
+    before it worked (the emulator's credentials were only in localcloud/demo.py, the session token was
+    required but not named, the COS port was random). serve prints them; with exactly that environment
+    (and PATH), the printed commands work."""
+    server = Served()
+    try:
+        environment, commands = settings_block(server.output)
+        assert set(environment) == {"COS_ENDPOINT", "TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY",
+                                    "TENCENTCLOUD_SESSIONTOKEN", "CALLBACK_TOKEN", "ALLOWED_BUCKETS", "DEFAULT_REGION"}
+        env = {"PATH": os.environ["PATH"], **environment}
+        (run, report) = commands
+        assert run[:3] == ["python3", "dev.py", "run"] and report[:3] == ["python3", "dev.py", "report"]
+        done = subprocess.run([sys.executable, *run[1:]], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        answer = json.loads(done.stdout.split("HTTP 200\n", 1)[1].split("\n\n", 1)[1])
+        (job,) = answer["jobs"]
+        assert job["outcome"] == "verified"
+        assert {(o["key"], o["verdict"]) for o in job["objects"]} == {
+            ("output/audio.mp3", "verified"), ("output/backgroud.mp3", "verified")}
+        done = subprocess.run([sys.executable, *report[1:]], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(r"^  verified +2$", done.stdout, re.MULTILINE), done.stdout  # the tags the run left
+    finally:
+        server.stop()
 
 
 @pytest.mark.slow

@@ -67,7 +67,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     region = args.region or env.get("DEFAULT_REGION") or env.get("TENCENTCLOUD_REGION")
     try:
         if not region:
-            raise ValueError("--region is needed (or DEFAULT_REGION)")
+            raise ValueError("--region is needed, or DEFAULT_REGION or TENCENTCLOUD_REGION in the environment")
         since = since_cutoff(args.since, datetime.now(timezone.utc)) if args.since else None
         reports_prefix = _report_prefix({"REPORT_PREFIX": args.reports_prefix if args.reports_prefix is not None
                                          else env.get("REPORT_PREFIX", "")}, "REPORT_PREFIX")

@@ -4,6 +4,7 @@ traceback, an incomplete summary exits 4."""
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
 
@@ -26,6 +27,24 @@ def test_missing_credentials_are_a_usage_error(emulator):
     out, err = io.StringIO(), io.StringIO()
     assert main(["--bucket", BUCKET, "--region", REGION], {}, out, err) == 2
     assert "TENCENTCLOUD_SECRETID" in err.getvalue()
+
+
+@pytest.mark.parametrize("name", ["DEFAULT_REGION", "TENCENTCLOUD_REGION"])
+def test_without_region_the_functions_own_region_setting_names_it(emulator, seeded, name):
+    """`dev.py report` in the shell `dev.py serve` prints the settings for (DEFAULT_REGION among them), or where
+    SCF's TENCENTCLOUD_REGION is set, needs no --region."""
+    out, err = io.StringIO(), io.StringIO()
+    env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY, "TENCENTCLOUD_SESSIONTOKEN": TOKEN,
+           "COS_ENDPOINT": emulator.endpoint, "REPORT_PREFIX": REPORTS, name: REGION}
+    assert main(["--bucket", BUCKET, "--format", "json"], env, out, err) == 1, err.getvalue()
+    assert json.loads(out.getvalue())["objects"] == {"mismatch": 1, "missing": 1, "verified": 2}
+
+
+def test_no_region_anywhere_is_a_usage_error_that_says_where_to_give_one(emulator):
+    out, err = io.StringIO(), io.StringIO()
+    env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY, "COS_ENDPOINT": emulator.endpoint}
+    assert main(["--bucket", BUCKET], env, out, err) == 2 and out.getvalue() == ""
+    assert all(name in err.getvalue() for name in ("--region", "DEFAULT_REGION", "TENCENTCLOUD_REGION")), err.getvalue()
 
 
 @pytest.mark.parametrize("fault", [
