@@ -31,7 +31,7 @@ from bench.workload import (
     verdicts,
 )
 from handlers.app import App
-from handlers.config import Settings
+from handlers.settings import Settings
 
 DELAY = 0.02  # seconds added to every request
 # Per object, what issue 11 requires (COS has no conditional tagging): HEAD beside the tag read,

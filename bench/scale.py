@@ -42,10 +42,10 @@ from bench.workload import (
     quiet_stdout,
 )
 from handlers.app import App
-from handlers.config import Settings
 from handlers.deadline import Deadline
 from handlers.reconcile.jobs import job_runner, outside_allow_lists
 from handlers.reconcile.sweep import Sweep
+from handlers.settings import Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.scf import ScfEmulator
 

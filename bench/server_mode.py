@@ -30,7 +30,7 @@ from bench.workload import (
     verdicts,
 )
 from handlers.app import App
-from handlers.config import Settings
+from handlers.settings import Settings
 
 OBJECT_BYTES = 256 << 10
 PART_BYTES = 64 << 10  # four parts: a multipart ETag

@@ -40,7 +40,7 @@ def reset_peak() -> None:
 
 def ours(endpoint: str, env: dict[str, str]):
     from handlers.app import App
-    from handlers.config import Settings
+    from handlers.settings import Settings
 
     app = App(Settings.from_env(function_env(endpoint, **env)))
 

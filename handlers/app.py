@@ -19,13 +19,13 @@ from handlers.deadline import Deadline
 from handlers.intake.auth import configuration_problem
 from handlers.intake.dispatch import Dispatcher
 from handlers.intake.events import WORKER_KEY, Kind, kind_of
-from handlers.intake.http import response
 from handlers.pipeline import Pipeline, Refused, RetryLater
 from handlers.process import Processor
+from handlers.settings import deprecations, from_env
 from handlers.storage.clients import Clients
 from handlers.storage.cos import ObjectStore
 from handlers.triggers import queue, timer, worker
-from handlers.triggers.http import HttpTrigger
+from handlers.triggers.http import HttpTrigger, misconfigured
 
 __all__ = ["App", "Refused", "RetryLater", "create", "misconfigured"]
 
@@ -74,13 +74,14 @@ class App:
 def create(env: Mapping[str, str]) -> App | ConfigError:
     """The app, or the configuration error every invocation should report."""
     try:
-        settings = Settings.from_env(env)
+        settings = from_env(env)
     except ConfigError as exc:
         log.setup()
         log.error("configuration is invalid", variable=exc.variable, reason=str(exc))
         return exc
-    return App(settings)
+    app = App(settings)
+    for warning in deprecations(env):  # once per container: the environment is read once
+        log.warning(warning)
+    return app
 
 
-def misconfigured(error: ConfigError) -> dict[str, Any]:
-    return response(500, {"error": f"the function is misconfigured: {error}", "setting": error.variable})

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from typing import TextIO
 
 from handlers.app import App
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
 from handlers.deadline import Deadline
 from handlers.operations.report_command.listing import CosListing, collect
 from handlers.operations.report_command.render import render
@@ -32,6 +32,7 @@ from handlers.reconcile.backfill import (
     progress_line,
 )
 from handlers.reconcile.sweep import CI_TIME, Period
+from handlers.settings import from_env
 
 
 def parser() -> argparse.ArgumentParser:
@@ -58,7 +59,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         print(line, file=err, flush=True)
 
     try:
-        settings = Settings.from_env(env)
+        settings = from_env(env)
         region = args.region or settings.region
         if not region:
             raise ValueError("--region is needed (or DEFAULT_REGION)")

@@ -177,7 +177,7 @@ def check_final_state(emulator: CosEmulator, jobs: dict[str, list[Output]], figu
 def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figures:
     # Imported here: the function reads its settings when built, after the emulator is up.
     from handlers.app import App
-    from handlers.config import Settings
+    from handlers.settings import Settings
 
     rng = random.Random(seed)
     figures = Figures(callbacks=callbacks)

@@ -11,7 +11,7 @@ import pytest
 
 from handlers import log
 from handlers.app import App
-from handlers.config import Settings
+from handlers.settings import Settings
 from localcloud.cos import CosEmulator
 from tests.samples import BUCKET, REGION
 

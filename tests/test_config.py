@@ -1,7 +1,8 @@
 """Settings: defaults, and an error naming the variable for every bad value."""
 import pytest
 
-from handlers.config import ConfigError, Endpoint, Settings
+from handlers.config import ConfigError, Endpoint
+from handlers.settings import Settings
 
 BASE = {"TENCENTCLOUD_SECRETID": "id", "TENCENTCLOUD_SECRETKEY": "key"}
 

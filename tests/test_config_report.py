@@ -4,8 +4,9 @@ import json
 import pytest
 
 from handlers.app import create, misconfigured
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
 from handlers.intake.auth import configuration_problem
+from handlers.settings import Settings
 
 BASE = {"TENCENTCLOUD_SECRETID": "id", "TENCENTCLOUD_SECRETKEY": "key"}
 EVERYTHING_UNSET = ("TENCENTCLOUD_SECRETID", "TENCENTCLOUD_SECRETKEY", "CALLBACK_TOKEN", "ALLOWED_BUCKETS")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from handlers import log
 from handlers.ci.jobs import Lookup, describe_jobs
+from handlers.config import ConfigError
 from handlers.deadline import Deadline
 from handlers.intake.models import Callback, Job, WorkflowTask
-from handlers.intake.nodes import MalformedCallback
 
 
 def expand(callback: Callback, lookup: Lookup, region: str, deadline: Deadline,
@@ -20,7 +20,7 @@ def expand(callback: Callback, lookup: Lookup, region: str, deadline: Deadline,
     `candidate_buckets` in turn (the ALLOWED_BUCKETS list) until CI knows every task's job;
     with none to try it is acknowledged with no jobs, and the sweep finds them.
 
-    Raises MalformedCallback when the instance cannot be looked up, CiUnavailable when CI
+    Raises ConfigError without a region to look the instance up in, CiUnavailable when CI
     cannot be asked."""
     execution = callback.workflow_execution
     if execution is None or callback.jobs_detail:
@@ -28,9 +28,10 @@ def expand(callback: Callback, lookup: Lookup, region: str, deadline: Deadline,
     tasks = [task for task in execution.tasks if task.job_id]
     if not tasks:
         return callback
-    if not region:
-        raise MalformedCallback("a WorkflowFinish callback names no region: set DEFAULT_REGION "
-                                "(SCF sets TENCENTCLOUD_REGION to the function's own)")
+    if not region:  # the callback is well formed: the function lacks the setting to look its jobs up
+        raise ConfigError("DEFAULT_REGION", "is not set, nor TENCENTCLOUD_REGION (SCF sets it to the function's "
+                                            "own): a WorkflowFinish callback names no region, and its jobs are "
+                                            "looked up in this one")
     buckets = (execution.bucket_id,) if execution.bucket_id else candidate_buckets
     if not buckets:
         log.warning("WorkflowFinish names no bucket and ALLOWED_BUCKETS is '*': its jobs are left to the sweep",

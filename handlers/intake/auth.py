@@ -9,10 +9,11 @@ from __future__ import annotations
 import hmac
 from collections.abc import Iterable
 
-from handlers.config import ANY_BUCKET, ConfigError, Settings, callback_problems, combined
+from handlers.config import ANY_BUCKET, ConfigError, Settings, combined
 from handlers.intake.callback import output_objects
 from handlers.intake.http import HttpError, HttpRequest
 from handlers.intake.models import Callback, Job
+from handlers.intake.settings import callback_problems
 
 TOKEN_QUERY = "token"
 TOKEN_HEADER = "x-callback-token"

@@ -9,7 +9,7 @@ from typing import Any
 
 from handlers import log
 from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
-from handlers.config import Settings
+from handlers.config import ConfigError, Settings
 from handlers.deadline import Deadline
 from handlers.errors import StorageError, TransientError
 from handlers.intake.auth import authenticate, check_allowed, redacted_target
@@ -19,6 +19,10 @@ from handlers.intake.events import worker_payload
 from handlers.intake.http import HttpError, HttpRequest, error_response, request_from_event, response
 from handlers.operations.answer import job_entry, needs_retry
 from handlers.pipeline import Pipeline
+
+
+def misconfigured(error: ConfigError) -> dict[str, Any]:
+    return response(500, {"error": f"the function is misconfigured: {error}", "setting": error.variable})
 
 
 class HttpTrigger:
@@ -37,6 +41,9 @@ class HttpTrigger:
         except HttpError as exc:
             _log_rejection(exc, request, time.monotonic() - started)
             return error_response(exc)
+        except ConfigError as exc:  # a setting this callback needs and the function lacks: not the caller's fault
+            log.error("callback refused: the function is misconfigured", variable=exc.variable, reason=str(exc))
+            return misconfigured(exc)
         except Exception:  # a bug, not the caller's fault: say so, keep the details in the log
             log.error("unexpected failure", exc_info=True)
             return response(500, {"error": "unexpected failure; the function log has the details"})

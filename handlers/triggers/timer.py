@@ -10,15 +10,16 @@ from handlers import log
 from handlers.deadline import Deadline
 from handlers.intake.dispatch import Dispatcher, function_ref
 from handlers.pipeline import Pipeline
+from handlers.reconcile.settings import sweep_problem
 
 
 def handle(pipeline: Pipeline, deadline: Deadline, request_id: str, context: Mapping[str, Any] | None = None,
            dispatcher: Dispatcher | None = None) -> dict[str, Any]:
     settings = pipeline.settings
-    if not settings.reconcile_buckets:
-        log.warning("timer tick, but no bucket to reconcile: set RECONCILE_BUCKETS (or ALLOWED_BUCKETS "
-                    "and DEFAULT_REGION)")
-        return {"sweep": "nothing to reconcile"}
+    problem = sweep_problem(settings)
+    if problem is not None:  # a tick that can do nothing fails, naming the setting: it is no success
+        log.error("timer tick, but no bucket to reconcile", variable=problem.variable, reason=str(problem))
+        raise problem
     # Only the timer needs these.
     from handlers.reconcile.fanout import hand_off_with
     from handlers.reconcile.jobs import job_runner, outside_allow_lists

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
+from handlers.settings import Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from tests.conftest import http_event, invoke, md5
 from tests.samples import BUCKET, REGION, job_xml

@@ -7,10 +7,10 @@ import threading
 import pytest
 
 from handlers.checking.reads import ContentReader, _Md5Behind
-from handlers.config import Settings
 from handlers.deadline import Deadline
 from handlers.errors import TransientError
 from handlers.intake.models import OutputObject
+from handlers.settings import Settings
 from handlers.storage.clients import Clients
 from tests.conftest import function_env
 from tests.samples import BUCKET, REGION

@@ -14,7 +14,8 @@ import xmltodict
 
 from handlers.checking.pending import HASH_JOB_TAG
 from handlers.checking.ticket import Ticket, decode, encode
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
+from handlers.settings import Settings
 from handlers.storage.records import STATE_PREFIX
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos.file_jobs import SYNC_LIMIT, FileJobCallback

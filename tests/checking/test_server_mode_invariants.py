@@ -17,7 +17,8 @@ import pytest
 import xmltodict
 
 from handlers.checking.pending import HASH_JOB_TAG
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
+from handlers.settings import Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos.file_jobs import ARCHIVED, FileJobCallback
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, function_env, http_event, invoke, md5

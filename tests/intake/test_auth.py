@@ -1,7 +1,7 @@
 """The token and the allow-lists as pure functions, and the settings that configure them."""
 import pytest
 
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
 from handlers.intake.auth import (
     authenticate,
     check_allowed,
@@ -12,6 +12,7 @@ from handlers.intake.auth import (
 )
 from handlers.intake.callback import parse_callback
 from handlers.intake.http import HttpError, HttpRequest
+from handlers.settings import Settings
 from tests.samples import BUCKET, job_xml
 
 BASE = {"TENCENTCLOUD_SECRETID": "id", "TENCENTCLOUD_SECRETKEY": "key"}

@@ -39,9 +39,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.app import App
-from handlers.config import Settings
 from handlers.intake.models import OutputObject
 from handlers.reconcile import checkpoint as cp
+from handlers.settings import Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos import CosEmulator
 from localcloud.scf import ScfEmulator

@@ -6,7 +6,8 @@ import json
 import pytest
 import xmltodict
 
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
+from handlers.settings import Settings
 from handlers.storage.tags import VERIFY_TAG
 from localcloud.cos.ci import DEFAULT_QUEUE_ID
 from tests.conftest import function_env, md5

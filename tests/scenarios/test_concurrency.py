@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.app import App
-from handlers.config import Settings
+from handlers.settings import Settings
 from localcloud.cos import CosEmulator
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, function_env, http_event, invoke
 from tests.samples import BUCKET, REGION, job_xml

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers.app import App
-from handlers.config import Settings
+from handlers.settings import Settings
 from localcloud.cos import CosEmulator
 from localcloud.samples import restamp
 from tests.conftest import CALLBACK_TOKEN, SECRET_ID, SECRET_KEY, TOKEN, md5

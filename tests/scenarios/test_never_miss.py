@@ -8,8 +8,9 @@ import pytest
 import xmltodict
 
 from handlers.app import RetryLater
-from handlers.config import Settings
+from handlers.config import ConfigError
 from handlers.intake.events import WORKER_KEY
+from handlers.settings import Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.scf import ScfEmulator
 from tests.conftest import SECRET_ID, SECRET_KEY, TOKEN, http_event, invoke, md5
@@ -180,8 +181,10 @@ def test_the_sweep_follows_next_token_across_pages(emulator, make_app):
     assert all(r.query.get("queueId") for r in ci[1:]) and ci[2].query.get("nextToken")
 
 
-def test_a_timer_with_nothing_to_reconcile_says_so(make_app):
-    assert make_app().handle(TIMER, {})["sweep"] == "nothing to reconcile"
+def test_a_timer_with_nothing_to_reconcile_fails_naming_the_setting(make_app):
+    with pytest.raises(ConfigError) as info:  # a tick that does nothing is no success (issue 21, item 2)
+        make_app(ALLOWED_BUCKETS="*").handle(TIMER, {})
+    assert info.value.variable == "RECONCILE_BUCKETS"
 
 
 # --- WorkflowFinish and queue delivery --------------------------------------------------------

@@ -78,7 +78,7 @@ from handlers.app import App
 from handlers.checking.outcome import combined, entry_standing
 from handlers.checking.pending import HASH_JOB_TAG
 from handlers.checking.ticket import decode
-from handlers.config import Settings
+from handlers.settings import Settings
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG
 from localcloud.cos import CosEmulator
 from localcloud.cos.file_jobs import FileJobCallback

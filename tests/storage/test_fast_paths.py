@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from handlers.config import Settings
 from handlers.intake.callback import parse_callback
 from handlers.intake.nodes import _CHINA, _TIME_FORMATS, MalformedCallback, timestamp
+from handlers.settings import Settings
 from handlers.storage.clients import Clients
 from tests.conftest import function_env
 from tests.samples import BUCKET

@@ -2,8 +2,8 @@
 
 The variables the function knows are read from the code itself (handlers/**/*.py and index.py):
 string arguments of calls given the environment (`_integer(env, "CONCURRENCY", ...)`,
-`env.get("NAME")`, `os.environ["NAME"]`), and the upper-case names handlers/config.py spells.
-Its settings are those handlers/config.py reads: each must be in serverless.yml, set or shown.
+`env.get("NAME")`, `os.environ["NAME"]`), and the upper-case names handlers/config.py and every handlers/**/settings.py spell.
+Its settings are those they read: each must be in serverless.yml, set or shown.
 """
 from __future__ import annotations
 
@@ -54,7 +54,8 @@ def _string(node: ast.AST) -> bool:
 
 
 SHIPPED_SOURCES = [ROOT / "index.py", *sorted((ROOT / "handlers").rglob("*.py"))]
-SETTINGS_SOURCE = ROOT / "handlers" / "config.py"  # where the function's own settings are read
+# where the function's own settings are read: the mechanism, and each concern's settings.py
+SETTINGS_SOURCES = [ROOT / "handlers" / "config.py", *sorted((ROOT / "handlers").rglob("settings.py"))]
 
 
 def known_variables(sources: list[Path] = SHIPPED_SOURCES) -> set[str]:
@@ -71,11 +72,14 @@ def known_variables(sources: list[Path] = SHIPPED_SOURCES) -> set[str]:
                 if isinstance(func, ast.Attribute) and func.attr in ("get", "pop") and _is_environment(func.value) \
                         and node.args and _string(node.args[0]):  # env.get("NAME")
                     names.add(node.args[0].value)
+                if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "reader" \
+                        and node.args and _string(node.args[0]):  # reader.integer("NAME", ...)
+                    names.add(node.args[0].value)
                 if isinstance(func, ast.Attribute) and func.attr == "getenv" and node.args and _string(node.args[0]):
                     names.add(node.args[0].value)
             elif isinstance(node, ast.Subscript) and _is_environment(node.value) and _string(node.slice):
                 names.add(node.slice.value)
-        if path.name == "config.py":  # names chosen at run time, e.g. DEFAULT_REGION or TENCENTCLOUD_REGION
+        if path.name in ("config.py", "settings.py"):  # names read through a Reader, or chosen at run time
             names |= {node.value for node in ast.walk(tree) if _string(node) and re.fullmatch(r"[A-Z0-9]+(_[A-Z0-9]+)+", node.value)}
     return {name for name in names if VARIABLE.fullmatch(name)}
 
@@ -155,7 +159,7 @@ def test_every_value_is_a_string(variables):
 def test_every_setting_is_set_or_shown_commented():
     text = SERVERLESS_YML.read_text()
     listed = set(re.findall(r"^\s*#?\s*([A-Z][A-Z0-9_]*):", text, re.MULTILINE))
-    settings = known_variables([SETTINGS_SOURCE]) - SET_BY_SCF - LOCAL_ONLY
+    settings = known_variables(SETTINGS_SOURCES) - SET_BY_SCF - LOCAL_ONLY
     assert not settings - listed, f"add these settings to serverless.yml: {sorted(settings - listed)}"
 
 

@@ -18,7 +18,7 @@ FAILING_VERDICTS = ("mismatch", "missing")  # what makes the exit status 1
 FINE_VERDICTS = ("verified", "superseded")  # never listed as problems
 MAX_REPORT_BYTES = 16 * 1024 * 1024  # a job's report is kilobytes; a bigger object is none of ours
 # The function's own records under REPORT_PREFIX (else STATE_PREFIX): neither audit reports nor strays.
-OWN_FOLDERS = ("notified/",  # notification markers (handlers/operations/notify.py)
+OWN_FOLDERS = ("notified/",  # what was notified (handlers/operations/notifications/record.py)
                "hash-jobs/",  # the FileHashCode ledger (handlers/checking/hashledger.py)
                "settled/",  # the sweep's settled markers (handlers/operations/settled.py)
                "sweep/", "backfill/")  # the sweep's checkpoints and leases (handlers/reconcile/checkpoint.py)
