@@ -6,7 +6,8 @@ import base64
 
 import pytest
 
-from handlers.config import ConfigError, Settings
+from handlers.config import ConfigError
+from handlers.settings import Settings
 from tests.conftest import function_env
 from tests.operations.notifications.conftest import SECRET
 
