@@ -8,7 +8,7 @@ from handlers.app import App, create
 from handlers.config import ConfigError
 from handlers.settings import Settings
 from tests.conftest import CALLBACK_TOKEN, http_event, invoke
-from tests.samples import BUCKET, REGION
+from tests.samples import BUCKET, REGION, job_xml
 
 BASE = {"TENCENTCLOUD_SECRETID": "id", "TENCENTCLOUD_SECRETKEY": "key", "CALLBACK_TOKEN": CALLBACK_TOKEN,
         "ALLOWED_BUCKETS": BUCKET}
@@ -105,3 +105,15 @@ def test_action_failed_and_action_mismatch_that_differ_are_a_configuration_probl
     assert error.variable == "ACTION_MISMATCH" and "ACTION_FAILED" in str(error)
     assert Settings.from_env({**BASE, "ACTION_FAILED": "move", "ACTION_MISMATCH": "move"}).action_failed \
         == frozenset({"move"})
+
+
+# --- the session token ------------------------------------------------------------------------
+
+def test_temporary_keys_without_their_session_token_are_named_not_the_roles_permissions(emulator, make_app):
+    """COS refuses a temporary SecretId sent without its session token (the emulator: 403 InvalidToken):
+    the answer names TENCENTCLOUD_SESSIONTOKEN, not a CAM permission the role may well have."""
+    app = make_app(TENCENTCLOUD_SESSIONTOKEN="", VERIFY_WITH_CI="true")
+    status, answer, _ = invoke(app, http_event(job_xml(md5s={"out/a.mp3": "0" * 32}, names=["out/a.mp3"])))
+    text = json.dumps(answer)
+    assert status >= 500 and "TENCENTCLOUD_SESSIONTOKEN" in text, (status, answer)
+    assert "execution role needs" not in text

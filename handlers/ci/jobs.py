@@ -326,5 +326,19 @@ def ci_call(where: str, request: Callable[[], Any], role_actions: str) -> Any:
         message = f"{where}: {status} {code} {exc.get_error_msg() or ''}".strip()
         if status == 429 or status >= 500:
             raise TransientError(message) from None
-        raise StorageError(f"{message} (the execution role needs {role_actions})" if status == 403
-                           else message) from None
+        raise StorageError(f"{message} ({refusal_cause(code, role_actions)})" if status == 403 else message) from None
+
+
+# 403 codes that refuse the credentials themselves, not what they may do
+# (https://www.tencentcloud.com/document/product/436/40105: InvalidAccessKeyId, SignatureDoesNotMatch;
+# a temporary SecretId sent without its session token is refused the same way).
+CREDENTIAL_REFUSALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"})
+
+
+def refusal_cause(code: str, role_actions: str) -> str:
+    """What to fix for a 403: the credentials (temporary keys need their session token), or the
+    execution role's permissions (AccessDenied and the rest)."""
+    if code in CREDENTIAL_REFUSALS:
+        return ("the credentials were refused: TENCENTCLOUD_SECRETID/TENCENTCLOUD_SECRETKEY, with "
+                "TENCENTCLOUD_SESSIONTOKEN when the keys are temporary (SCF sets all three from the execution role)")
+    return f"the execution role needs {role_actions}"
