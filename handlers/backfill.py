@@ -31,7 +31,7 @@ from handlers.reconcile.backfill import (
     period_of,
     progress_line,
 )
-from handlers.reconcile.sweep import CI_TIME, Period
+from handlers.reconcile.listing import CI_TIME, Period
 from handlers.settings import from_env
 
 

@@ -15,7 +15,7 @@ go on (at most MAX_ROUNDS times).
 CI's job list (DescribeMediaJobs, https://cloud.tencent.com/document/api/460/84766, and
 https://cloud.tencent.com/document/api/436/49203) documents: `queueId` required, `size` at most 100,
 creation-time bounds strict and to the second. It documents no longest period per request and no
-retention (how far back CI keeps jobs): the period is listed a day at a time (sweep.LIST_SPAN), and a
+retention (how far back CI keeps jobs): the period is listed a day at a time (listing.LIST_SPAN), and a
 period older than CI keeps simply lists nothing, which the progress shows per round.
 Configuration is the function's (the same environment variables); without ALLOWED_BUCKETS here, the
 --bucket is the one allowed.
@@ -34,7 +34,9 @@ from handlers.errors import StorageError, TransientError
 from handlers.intake.dispatch import Dispatcher, function_ref
 from handlers.intake.events import WORKER_KEY
 from handlers.pipeline import Pipeline, Refused
-from handlers.reconcile.sweep import CI_TIME, Period, Sweep, SweepReport
+from handlers.reconcile.listing import CI_TIME, Period
+from handlers.reconcile.report import SweepReport
+from handlers.reconcile.sweep import Sweep
 
 ROUND_SECONDS = 120  # a local run's round: its checkpoint is written at least this often per list
 MAX_ROUNDS = 200  # an event's continuations, and a local run's rounds without progress end it sooner

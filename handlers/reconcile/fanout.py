@@ -14,7 +14,8 @@ from handlers.deadline import Deadline
 from handlers.errors import StorageError, TransientError
 from handlers.intake.dispatch import Dispatcher, FunctionRef, fits_async, invoke_timeout
 from handlers.intake.events import reconcile_payload
-from handlers.reconcile.sweep import CI_TIME, HandOff, ListRef
+from handlers.reconcile.handoff import HandOff
+from handlers.reconcile.listing import CI_TIME, ListRef
 
 
 def hand_off_with(dispatcher: Dispatcher, function: FunctionRef, deadline: Deadline, attempt_limit: float,

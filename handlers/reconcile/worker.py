@@ -22,8 +22,9 @@ from handlers.intake.models import Job
 from handlers.operations.settled import needs_no_marker, settled_now
 from handlers.pipeline import Pipeline, Refused, RetryLater
 from handlers.reconcile.checks import Checker
+from handlers.reconcile.handoff import MAX_BATCH
 from handlers.reconcile.jobs import job_runner, outside_allow_lists
-from handlers.reconcile.sweep import EXAMPLES, MAX_BATCH
+from handlers.reconcile.report import EXAMPLES
 from handlers.storage.records import state_prefix
 
 
