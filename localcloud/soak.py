@@ -1,6 +1,6 @@
 """Soak run: many callbacks, random COS faults, duplicate and concurrent deliveries.
 
-    python -m localcloud soak [--callbacks 1000] [--seed 7]
+    python -m localcloud soak [--callbacks 1000] [--seed 7] [--log FILE | --verbose]
 
 Every job's outputs are uploaded to the emulator (some multipart, some with bytes that
 differ from what the callback reports, some never written) and the job registered with
@@ -10,15 +10,24 @@ answered 503 are delivered again, as CI or the platform would, and timer ticks r
 reconciliation sweep until it has caught up. Then every object is checked: its bytes must
 exist exactly once, at the right place, with the right tags. Exits non-zero when an object
 was lost or wrongly marked.
+
+It prints where it is (a line per stage, the deliveries every tenth) and its figures. The function's
+own log lines go to a file (--log, else a new one in the temporary folder; the first and last lines
+say which): the faults are injected on purpose, so they are full of ERROR lines (`outcome: retry`,
+answered 503) that are no failure of the soak. --verbose prints them here instead.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import random
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -174,7 +183,10 @@ def check_final_state(emulator: CosEmulator, jobs: dict[str, list[Output]], figu
         figures.problems.extend(safety + placement)
 
 
-def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figures:
+def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False,
+        progress: Callable[[str], None] | None = None) -> Figures:
+    """The soak; `progress` is told each stage (the function's own log lines go to sys.stdout, as in SCF)."""
+    say = progress or (lambda line: None)
     # Imported here: the function reads its settings when built, after the emulator is up.
     from handlers.app import App
     from handlers.settings import Settings
@@ -185,6 +197,7 @@ def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figure
         emulator.create_bucket(BUCKET, region=REGION)
         jobs = make_jobs(callbacks, rng)
         upload(emulator, jobs, rng)
+        say(f"{len(jobs)} jobs, {sum(len(outputs) for outputs in jobs.values())} outputs in the COS emulator")
         env = {"TENCENTCLOUD_SECRETID": SECRET_ID, "TENCENTCLOUD_SECRETKEY": SECRET_KEY,
                "COS_ENDPOINT": emulator.endpoint, "COS_TIMEOUT_SECONDS": "2", "CONCURRENCY": "8",
                "LOG_LEVEL": "error", "DEFAULT_REGION": REGION, "RECONCILE_BUCKETS": BUCKET, **MOVE_ENV,
@@ -210,16 +223,24 @@ def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figure
 
         plan = [job_id for job_id in jobs if job_id not in lost for _ in range(rng.choice((1, 1, 2, 3)))]
         rng.shuffle(plan)
+        say(f"delivering {len(plan)} callbacks ({len(lost)} jobs never called back), faults on random requests")
+        shown = 0
         with ThreadPoolExecutor(8) as pool:  # duplicates of one job often run at the same time
             for start in range(0, len(plan), 16):
                 batch = plan[start:start + 16]
                 inject_faults(emulator, rng, [o.key for job_id in batch for o in jobs[job_id]])
                 list(pool.map(deliver, batch))
+                done = start + len(batch)
+                if done * 10 // len(plan) > shown or done == len(plan):  # every tenth
+                    shown = done * 10 // len(plan)
+                    say(f"  delivered {done}/{len(plan)}")
         figures.faults_injected = sum(1 for r in emulator.requests if r.fault)
         emulator.clear_faults()
         for _ in range(3):  # CI (or the platform) sends a 503-answered callback again
             again = [job_id for job_id, status in last_status.items() if status != 200]
             figures.redeliveries += len(again)
+            if again:
+                say(f"delivering again the {len(again)} callbacks answered 503")
             for job_id in again:
                 deliver(job_id)
         for job_id, status in last_status.items():
@@ -230,10 +251,12 @@ def run(callbacks: int, seed: int, apps: int = 4, quiet: bool = False) -> Figure
             sweep = containers[0].handle(TIMER, {"request_id": f"tick-{figures.sweep_ticks}",
                                                  "time_limit_in_ms": 60000})["sweep"]
             figures.checked_by_sweep += sweep["checked"]
+            say(f"sweep tick {figures.sweep_ticks}: {sweep['checked']} jobs checked")
             if not sweep["stoppedEarly"] and not sweep["errors"]:
                 break
         for app in containers:
             app.close()
+        say("checking every object's bytes, place and tags")
         check_final_state(emulator, jobs, figures)
     if not quiet:
         print_figures(figures)
@@ -260,8 +283,39 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localcloud soak", description=__doc__.splitlines()[0])
     parser.add_argument("--callbacks", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=7)
+    where_logs = parser.add_mutually_exclusive_group()
+    where_logs.add_argument("--log", help="the file for the function's log lines (default: a new one in the temporary "
+                                      "folder, named at the start and the end)")
+    where_logs.add_argument("--verbose", action="store_true", help="the function's log lines here, as they come")
     args = parser.parse_args(argv)
+    out = sys.stdout
+
+    def progress(line: str) -> None:
+        print(line, file=out, flush=True)
+
     started = time.monotonic()
-    figures = run(args.callbacks, args.seed)
-    print(f"took {time.monotonic() - started:.1f} s")
-    return 1 if figures.objects_lost or figures.wrong_verdicts or figures.problems else 0
+    if args.verbose:
+        progress(f"soak: {args.callbacks} callbacks, seed {args.seed}; the function's log lines here")
+        figures = run(args.callbacks, args.seed, quiet=True, progress=progress)
+        where = "above"
+    else:
+        where = args.log or _new_log_file()
+        progress(f"soak: {args.callbacks} callbacks, seed {args.seed}; the function's log lines go to {where} "
+                 "(--verbose: here)")
+        with open(where, "w", encoding="utf-8") as log_file, contextlib.redirect_stdout(log_file):
+            figures = run(args.callbacks, args.seed, quiet=True, progress=progress)
+    print_figures(figures)
+    failed = bool(figures.objects_lost or figures.wrong_verdicts or figures.problems)
+    print(f"the function's log: {where} (its errors are the faults injected on purpose, answered 503 and "
+          "delivered again)")
+    print(f"{'FAILED' if failed else 'OK'}: {figures.objects} objects, {figures.objects_lost} lost, "
+          f"{figures.wrong_verdicts} wrongly marked, {len(figures.problems)} problems "
+          f"({time.monotonic() - started:.1f} s)")
+    return 1 if failed else 0
+
+
+def _new_log_file() -> str:
+    handle, path = tempfile.mkstemp(prefix="ci-callback-verifier-soak-", suffix=".log")
+    with open(handle, "w"):
+        pass  # opened again by name: the path is what the user reads
+    return path
