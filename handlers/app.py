@@ -56,7 +56,7 @@ class App:
         kind = kind_of(event)
         if self.refusal is not None:
             if kind is Kind.HTTP:
-                log.error("callback refused: the function is misconfigured", variable=self.refusal.variable)
+                log.error("callback rejected: the function is misconfigured", variable=self.refusal.variable)
                 return misconfigured(self.refusal)
             raise RuntimeError(f"the function is misconfigured: {self.refusal}")
         if kind is Kind.HTTP:

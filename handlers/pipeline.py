@@ -74,7 +74,7 @@ class Pipeline:
             results, problems = self.run(callback, deadline, request_id, time.time())
         except (MalformedCallback, JobNotConfirmed, HttpError) as exc:
             reason = exc.reason if isinstance(exc, HttpError) else str(exc)
-            log.warning("callback refused", reason=reason)
+            log.warning("callback rejected", reason=reason, trigger="worker or queue")
             raise Refused(reason) from None
         except CiUnavailable as exc:
             raise RetryLater(str(exc)) from None

@@ -42,7 +42,7 @@ class HttpTrigger:
             _log_rejection(exc, request, time.monotonic() - started)
             return error_response(exc)
         except ConfigError as exc:  # a setting this callback needs and the function lacks: not the caller's fault
-            log.error("callback refused: the function is misconfigured", variable=exc.variable, reason=str(exc))
+            log.error("callback rejected: the function is misconfigured", variable=exc.variable, reason=str(exc))
             return misconfigured(exc)
         except Exception:  # a bug, not the caller's fault: say so, keep the details in the log
             log.error("unexpected failure", exc_info=True)
@@ -115,5 +115,5 @@ class HttpTrigger:
 def _log_rejection(error: HttpError, request: HttpRequest | None, seconds: float) -> None:
     where = {} if request is None else {"method": request.method, "target": redacted_target(request),
                                         "sourceIp": request.source_ip}
-    log.warning("callback rejected", status=error.status, reason=error.reason, **where,
+    log.warning("callback rejected", status=error.status, reason=error.reason, trigger="http", **where,
                 durationMs=round(seconds * 1000, 1))
