@@ -34,7 +34,7 @@ SAMPLES = [
     ("function-url-multipart.json", "multipart outputs: ETag is not an MD5"),
     ("function-url-failed-job.json", "a job that failed in CI"),
     ("function-url-workflow-finish.json", "WorkflowFinish: each task's job read back from CI"),
-    ("cmq-task-xml.json", "a callback delivered through a CMQ/TDMQ queue"),
+    ("cmq-task-xml.json", "a callback delivered through a CMQ topic"),
     ("async-worker.json", "the asynchronous worker's payload (DISPATCH=async)"),
     ("timer.json", "the reconciliation sweep's timer tick"),
 ]

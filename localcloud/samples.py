@@ -213,7 +213,7 @@ def workflow_finish(tasks: list[tuple[str, str, str]]) -> str:
 
 
 def cmq_event(body: str) -> dict:
-    """A CMQ trigger batch of one message, as SCF delivers a TDMQ (CMQ) queue's messages."""
+    """A CMQ trigger batch of one message, as SCF delivers a CMQ topic's messages."""
     return {"Records": [{"CMQ": {
         "type": "queue", "topicOwner": 1250000000, "topicName": "ci-callbacks",
         "subscriptionName": "ci-callback-verifier", "publishTime": "2022-07-01T02:12:33.000Z",

@@ -3,7 +3,7 @@
 - HTTP (Function URL, or the API Gateway shape): a callback posted by CI.
 - Worker: an asynchronous invocation this function made of itself: a callback to process (DISPATCH=async),
   a batch of jobs the sweep hands off (`reconcile`), or a backfill (`backfill`, which an operator may send).
-- Queue: a CMQ/TDMQ trigger batch; each message body is a callback (CallBackType=TDMQ).
+- Queue: a CMQ topic trigger batch; each message body is a callback (CI calls the delivery CallBackType=TDMQ).
 - Timer: the reconciliation sweep's tick.
 """
 from __future__ import annotations

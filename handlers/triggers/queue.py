@@ -1,4 +1,4 @@
-"""A CMQ/TDMQ trigger batch (CallBackType=TDMQ): each message body is a callback. SCF has
+"""A CMQ topic trigger batch (CI's CallBackType=TDMQ): each message body is a callback. SCF has
 no per-message acknowledgement, so one message that needs another try sends back the batch."""
 from __future__ import annotations
 
