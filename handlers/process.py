@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 
 # Verdicts about the bytes that stand until the object changes.
 SETTLED = frozenset({Verdict.VERIFIED, Verdict.MISMATCH, Verdict.UNVERIFIABLE})
+# Verdicts about the key that leave open whether an earlier delivery moved the job's output away from it.
+_MAYBE_MOVED = frozenset({Verdict.MISSING, Verdict.SUPERSEDED})
 
 
 class Processor:
@@ -97,7 +99,10 @@ class Processor:
             check = by_ci
         else:
             check = check_object(target, inspected, settings.verify_mode, end, deadline)
-        if check.verdict is Verdict.MISSING and target.expected_md5 is not None:
+        if check.verdict in _MAYBE_MOVED and target.expected_md5 is not None:
+            # Missing, or holding a version written after the job ended (a later job reusing the key): either
+            # way an earlier delivery of this job may have moved its output, and then that move is the answer.
+            # The version at the key now is another job's and is left alone (our tags go on the copy only).
             server = settings.verify_mode == "server" or hashed is not None
             hashed_by = self.server_hash().hashed_by(job, target, deadline, hashed) if server else None
             moved = find_moved(target, job.job_id, store, inspected, settings, deadline, hashed_by)

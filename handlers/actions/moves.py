@@ -140,8 +140,9 @@ def move(check: Check, job_id: str, source_tags: Callable[[], dict[str, str] | N
 
 def find_moved(target: OutputObject, job_id: str, store: Mover, inspector: Inspector, settings: Settings,
                deadline: Deadline, hashed_by: HashedBy | None = None) -> ObjectResult | None:
-    """For an object missing at its key: the result of an earlier delivery that moved it, an `error`
-    when whether one did cannot be told now (never `missing` then), or None when no destination holds it."""
+    """For an output missing at its key, or replaced there by a version written after the job ended: the result
+    of an earlier delivery that moved it, an `error` when whether one did cannot be told now (never `missing` or
+    `superseded` then), or None when no destination holds it. Nothing is written at the key itself."""
     unsure = None
     for verdict in (Verdict.VERIFIED, Verdict.MISMATCH):
         if not movable(verdict, settings):
