@@ -19,7 +19,9 @@
 - CI bills each job: at most HASH_JOBS_PER_VERSION are started for one version of an object, counted in a
   record of the function's own (handlers/checking/hashledger.py) whatever the tag actions. A job that fails (an
   archived object) starts the next while the bound allows; then the object is `error` with CI's Code and
-  Message on every path, and its `pending` tag is taken off: it announces no work any more.
+  Message on every path, and its `pending` tag is taken off: it announces no work any more. Every job the record
+  lists for the version is asked about: one that hashed it decides, whatever the order they are listed or
+  finished in (two deliveries at once may each start one, and the one listed last may be the one that failed).
 - A version written after the media job ended belongs to whoever wrote it: it is `superseded` before anything
   else is looked at, on every path, and nothing of this job's (not even `pending`) is written on it.
 
@@ -33,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 from handlers import log
-from handlers.checking.hashledger import HashLedger
+from handlers.checking.hashledger import HashLedger, Started
 from handlers.checking.pending import HASH_JOB_TAG, clear_pending, mark
 from handlers.checking.ticket import Ticket, decode, encode
 from handlers.checking.verify import SUPERSEDED_AFTER, decide_by_content, decide_without_content
@@ -74,17 +76,31 @@ class ServerHash:
             return settled
         assert state is not None and target.expected_md5 is not None
         seen: dict[str, FileJob] = {}  # the file jobs CI was asked about, by id
+        running: ObjectResult | None = None  # `pending`, unless another job on this version hashed it already
         for found in self._earlier_jobs(job, target, read_tags, deadline, hashed):
             seen[found.job_id] = found
             decided = _by_file_job(job, target, state, found)
-            if decided is not None:
+            if isinstance(decided, Check):
                 return decided
+            running = running or decided
+        ledger = HashLedger(store, self._settings.report_prefix or STATE_PREFIX)
+        if running is not None:
+            # The job the tags name still runs; another started on this version (two deliveries at once) may
+            # have hashed it already, and then that decides.
+            try:
+                decided = self._by_started(job, target, state, ledger.read(target, state.etag, deadline),
+                                           deadline, seen)
+            except (TransientError, StorageError):
+                return running  # the running job's callback decides
+            return decided if isinstance(decided, Check) else running
         if state.size < SYNC_LIMIT:
             try:
                 return self._sync(target, state, job.end_time, store, deadline)
             except SyncRefused as exc:
                 log.warning("CI's synchronous hash refused the object: submitting a FileHashCode job", reason=str(exc))
-        return self._by_new_job(job, target, state, store, deadline, seen)
+        started = ledger.read(target, state.etag, deadline)
+        return (self._by_started(job, target, state, started, deadline, seen)
+                or self._by_new_job(job, target, state, store, deadline, ledger, started, seen))
 
     def _sync(self, target: OutputObject, state: ObjectState, end: datetime | None, store: ObjectStore,
               deadline: Deadline) -> Check:
@@ -96,20 +112,31 @@ class ServerHash:
             raise TransientError(f"{target.bucket}/{target.key} changed while CI hashed it")
         return _by_ci(decide_by_content(target, state, md5, end), "filehash")
 
+    def _by_started(self, job: Job, target: OutputObject, state: ObjectState, started: tuple[Started, ...],
+                    deadline: Deadline, seen: dict[str, FileJob]) -> Check | ObjectResult | None:
+        """What the jobs the record lists for this version settle, as CI reports them: a hash any of them made
+        decides, whatever the order they are listed or finished in (two deliveries at once may each start one,
+        and the one listed last may be the one that failed); else `pending` while one still runs; else None.
+        Each is asked about once (`seen`); at most HASH_JOBS_PER_VERSION are listed, give or take such a race."""
+        running: ObjectResult | None = None
+        for hash_job in dict.fromkeys(s.hash_job_id for s in reversed(started) if s.hash_job_id):
+            if hash_job in seen:
+                continue
+            found = self._find(target, hash_job, deadline)
+            if found is None:
+                continue
+            seen[hash_job] = found
+            decided = _by_file_job(job, target, state, found)
+            if isinstance(decided, Check):
+                return decided
+            running = running or decided
+        return running
+
     def _by_new_job(self, job: Job, target: OutputObject, state: ObjectState, store: ObjectStore,
-                    deadline: Deadline, seen: dict[str, FileJob]) -> Check | ObjectResult:
-        """The object needs a FileHashCode job: the last one started for this version, if CI settles it with
-        that; else a new one, unless HASH_JOBS_PER_VERSION are started already: then `error`."""
-        ledger = HashLedger(store, self._settings.report_prefix or STATE_PREFIX)
-        started = ledger.read(target, state.etag, deadline)
-        latest = next((s.hash_job_id for s in reversed(started) if s.hash_job_id), "")
-        if latest and latest not in seen:
-            found = self._find(target, latest, deadline)
-            if found is not None:
-                seen[latest] = found
-                decided = _by_file_job(job, target, state, found)
-                if decided is not None:
-                    return decided
+                    deadline: Deadline, ledger: HashLedger, started: tuple[Started, ...],
+                    seen: dict[str, FileJob]) -> Check | ObjectResult:
+        """No job started for this version settles it (`seen` holds them as CI reports them): a new one, unless
+        HASH_JOBS_PER_VERSION are started already: then `error`."""
         ours = [found for found in seen.values() if _hashes_version(found, state)]
         tried = {s.counted_as for s in started} | {found.job_id for found in ours}
         failed = [found for found in ours if found.state != "Success"]
