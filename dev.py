@@ -5,7 +5,7 @@
     python3 dev.py test [ARGS]       run the test suite (ARGS go to pytest); --quick leaves out the
                                      tests marked slow, for the inner loop (CI runs them all)
     python3 dev.py run EVENT         run one event file through index.main_handler
-    python3 dev.py serve [--port N]  the function behind a local Function URL, COS emulator seeded
+    python3 dev.py serve [--port N] [--cos-port N]  the function behind a local Function URL, COS emulator seeded
     python3 dev.py package           build dist/ci-callback-verifier.zip (and build/package/) for SCF
     python3 dev.py compat [ARGS]     the shipped code against Python 3.10: vermin, then the tests
                                      under CPython 3.10 when the machine has one (ARGS go to pytest)

@@ -1,4 +1,4 @@
-"""python -m localcloud demo | run EVENT_FILE | serve [--port N] | samples | soak [--callbacks N]"""
+"""python -m localcloud demo | run EVENT_FILE | serve [--port N] [--cos-port N] | samples | soak [--callbacks N]"""
 import argparse
 import sys
 
