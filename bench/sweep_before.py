@@ -193,7 +193,7 @@ def tick(pipeline, settings: Settings, deadline: Deadline, request_id: str) -> S
     may name no bucket to reconcile, so that it writes none of today's settled markers."""
     import time as _time
 
-    from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
+    from handlers.ci.confirm import CiUnavailable, JobNotConfirmed
     from handlers.intake.auth import check_allowed
     from handlers.intake.callback import MalformedCallback
     from handlers.intake.http import HttpError

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers import log
-from handlers.ci.jobs import CiJobs, CiUnavailable, JobNotConfirmed, confirmed
+from handlers.ci.confirm import CiUnavailable, JobNotConfirmed, confirmed
+from handlers.ci.jobs import CiJobs
 from handlers.config import ANY_BUCKET, Settings
 from handlers.deadline import Deadline
 from handlers.intake.auth import check_allowed

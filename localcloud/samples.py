@@ -16,7 +16,7 @@ from pathlib import Path
 
 import xmltodict
 
-from handlers.ci.jobs import job_place
+from handlers.ci.confirm import job_place
 from handlers.intake.callback import parse_callback
 from handlers.intake.events import WORKER_KEY, worker_payload
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import xmltodict
 
-from handlers.ci.jobs import job_place
+from handlers.ci.confirm import job_place
 from handlers.intake.callback import all_outputs, parse_callback
 from handlers.intake.models import Callback
 from localcloud.cos.errors import CosError

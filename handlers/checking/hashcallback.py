@@ -8,8 +8,8 @@ from functools import partial
 
 from handlers.checking.outcome import outcome_of
 from handlers.checking.ticket import PREFIX, decode
+from handlers.ci.confirm import CiUnavailable, JobNotConfirmed
 from handlers.ci.filehash import HASH_TAG, CiHashing, FileJob
-from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError

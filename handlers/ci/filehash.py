@@ -10,7 +10,7 @@ from typing import Any
 from qcloud_cos.cos_exception import CosClientError, CosServiceError
 
 from handlers import exchange
-from handlers.ci.jobs import ci_call
+from handlers.ci.calls import ci_call
 from handlers.config import Settings
 from handlers.deadline import Deadline
 from handlers.errors import StorageError, TransientError

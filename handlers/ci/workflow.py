@@ -6,7 +6,7 @@ state) is what gets verified: the callback itself contributes only the list of j
 from __future__ import annotations
 
 from handlers import log
-from handlers.ci.jobs import Lookup, describe_jobs
+from handlers.ci.confirm import Lookup, describe_jobs
 from handlers.config import ConfigError
 from handlers.deadline import Deadline
 from handlers.intake.models import Callback, Job, WorkflowTask

@@ -13,7 +13,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from handlers.checking.outcome import combined, entry_standing
-from handlers.ci.jobs import JobNotConfirmed, Lookup, describe_jobs, needs_confirmation
+from handlers.ci.confirm import JobNotConfirmed, Lookup, describe_jobs, needs_confirmation
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.intake.callback import output_objects

@@ -26,7 +26,7 @@ from typing import Protocol
 
 from handlers.actions.moves import destination_for
 from handlers.actions.policy import movable
-from handlers.ci.jobs import job_place
+from handlers.ci.confirm import job_place
 from handlers.config import Settings
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 
-from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
+from handlers.ci.confirm import CiUnavailable, JobNotConfirmed
 from handlers.config import Settings
 from handlers.deadline import Deadline
 from handlers.intake.auth import check_allowed

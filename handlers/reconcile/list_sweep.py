@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from functools import partial
 
-from handlers.ci.jobs import MAX_IDS_PER_REQUEST, CiUnavailable, describe_jobs
+from handlers.ci.confirm import MAX_IDS_PER_REQUEST, CiUnavailable, describe_jobs
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.intake.models import OutputObject

@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from handlers.ci.jobs import CiAnswer, JobPage
+from handlers.ci.confirm import CiAnswer
+from handlers.ci.jobs import JobPage
 from handlers.deadline import Deadline, retrying
 from handlers.errors import StorageError, TransientError
 from handlers.reconcile import checkpoint as cp

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from handlers import log
-from handlers.ci.jobs import CiUnavailable, describe_jobs
+from handlers.ci.confirm import CiUnavailable, describe_jobs
 from handlers.config import ANY_BUCKET, Settings
 from handlers.deadline import Deadline
 from handlers.errors import StorageError, TransientError

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from handlers import log
-from handlers.ci.jobs import CiUnavailable, JobNotConfirmed
+from handlers.ci.confirm import CiUnavailable, JobNotConfirmed
 from handlers.config import ConfigError, Settings
 from handlers.deadline import Deadline
 from handlers.errors import StorageError, TransientError

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from handlers.ci.jobs import CiAnswer, answer_from, disagreement
+from handlers.ci.confirm import CiAnswer, disagreement
+from handlers.ci.jobs import answer_from
 from handlers.intake.callback import parse_callback
 from handlers.intake.nodes import MalformedCallback
 from handlers.storage.tags import JOB_TAG, VERIFY_TAG

@@ -303,7 +303,7 @@ def test_comparing_with_cis_account_is_linear_in_the_outputs():
     """5,000 outputs: the pairwise comparison took 3.5 s; by key it is milliseconds."""
     import time
 
-    from handlers.ci.jobs import disagreement
+    from handlers.ci.confirm import disagreement
     names = [f"out/{i}.jpg" for i in range(5000)]
     job = parse_callback(job_xml(md5s=None, names=names, tag="Snapshot")).jobs_detail[0]
     started = time.perf_counter()
