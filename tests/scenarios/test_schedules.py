@@ -928,8 +928,6 @@ def problems_on_replay(run: Run) -> list[str]:
 KNOWN_DEFECTS: list[tuple[str, Callable[[str], object]]] = [
     ("test_a_replay_after_a_later_job_rewrote_a_moved_output_keeps_the_moved_verdict",
      re.compile(r": out/\w+ superseded \(ETag [^)]*\): its bytes are at \['(verified|quarantine)/").search),
-    ("test_a_failed_hash_job_listed_last_does_not_hide_the_one_that_succeeded",
-     lambda problem: "error although CI hashed it" in problem),
 ]
 
 
