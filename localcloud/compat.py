@@ -31,7 +31,7 @@ VENV = ROOT / "build" / "venv-py310"
 REQUIREMENTS = ("requirements-py310.txt", "requirements.txt", "requirements-lock.txt")
 # The sizes under 3.10: every property still runs, on fewer examples.
 REDUCED_SIZES = {"FUZZ_EXAMPLES": "2100", "DRIFT_EXAMPLES": "10", "CONCURRENCY_SCHEDULES": "40",
-                 "SOAK_CALLBACKS": "30"}
+                 "SOAK_CALLBACKS": "30", "SCHEDULES_ALL_MODES": "30", "RECONCILE_SCHEDULES": "10"}
 # Tests of tooling only (the benchmarks, the emulators, dev.py, serverless.yml), which never runs
 # in SCF: under the main interpreter only. The deploy package's own test stays: it runs the
 # unpacked package's report command, which SCF's Python 3.10 must run too.
