@@ -152,8 +152,21 @@ def since_cutoff(text: str, now: datetime) -> datetime:
     match = _DURATION.fullmatch(text.strip())
     if match:
         return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"--since {text!r}: use a duration like 24h, 30m, 7d, or a date like 2026-11-23") from None
+    moment = _moment(text.strip())
+    if moment is None:
+        raise ValueError(f"--since {text!r}: use a duration like 24h, 30m, 7d, or a date like 2026-11-23")
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _moment(text: str) -> datetime | None:
+    """An ISO date/time, CI's `+0800` offsets and a `Z` included: Python 3.10's fromisoformat (SCF's
+    runtime) reads neither, and the backfill hands its period on in CI's form."""
+    for fmt in ("%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%z"):
+        try:
+            return datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    try:
+        return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        return None

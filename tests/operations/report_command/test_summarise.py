@@ -61,6 +61,16 @@ def test_pure_summary_and_since():
     assert since_cutoff("24h", now) == datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
+@pytest.mark.parametrize("text", ["2026-11-30T21:08:05+0000", "2026-11-30T21:08:05Z", "2026-11-30T21:08:05+00:00",
+                                  "2026-11-30 21:08:05+0000"])
+def test_since_reads_the_forms_the_backfill_and_operators_write_under_python_3_10_too(text):
+    """The backfill hands its period to the next round in CI's form (`+0000`), which Python 3.10's
+    fromisoformat (SCF's runtime) refuses: under `dev.py compat` the deployed backfill's second round was
+    refused ("--since ... use a duration") until since_cutoff read it itself."""
+    now = datetime(2026, 12, 7, tzinfo=timezone.utc)
+    assert since_cutoff(text, now) == datetime(2026, 11, 30, 21, 8, 5, tzinfo=timezone.utc)
+
+
 @pytest.mark.parametrize("body, why", [
     (b"\xff\xfe{", "not JSON"), (b"[" * 100_000, "not JSON"), (b'"a string"', "not a JSON object"),
     (b'{"outcome": "verified", "objects": []}', "no jobId"), (b'{"jobId": 7, "objects": []}', "no jobId and no outcome"),
