@@ -142,6 +142,15 @@ class HashLedger:
         """Name the job CI started under the reservation (an operator reads it; a replay asks CI about it)."""
         self._write(target, etag, lambda earlier: filled(earlier, token, hash_job_id), deadline)
 
+    def ensure_listed(self, target: OutputObject, etag: str, hash_job_id: str, job_id: str,
+                      deadline: Deadline) -> None:
+        """List a job that hashed this version when the record lost it (two deliveries writing it at once): a
+        later run asks CI about every listed job, and one that hashed the version must be among them."""
+        earlier = self.read(target, etag, deadline)
+        if any(s.hash_job_id == hash_job_id for s in earlier):
+            return
+        self._write(target, etag, lambda now: merged(now, Started(hash_job_id, job_id, _now())), deadline)
+
     def release(self, target: OutputObject, etag: str, token: str, deadline: Deadline) -> None:
         """Take back a reservation whose job CI did not start."""
         self._write(target, etag, lambda earlier: tuple(s for s in earlier if s.reservation != token), deadline)

@@ -77,13 +77,15 @@ class ServerHash:
         assert state is not None and target.expected_md5 is not None
         seen: dict[str, FileJob] = {}  # the file jobs CI was asked about, by id
         running: ObjectResult | None = None  # `pending`, unless another job on this version hashed it already
+        ledger = HashLedger(store, self._settings.report_prefix or STATE_PREFIX)
         for found in self._earlier_jobs(job, target, read_tags, deadline, hashed):
             seen[found.job_id] = found
             decided = _by_file_job(job, target, state, found)
             if isinstance(decided, Check):
+                if hashed is not None and found.job_id == hashed.job_id:
+                    _keep_listed(ledger, target, state.etag, found.job_id, job.job_id, deadline)
                 return decided
             running = running or decided
-        ledger = HashLedger(store, self._settings.report_prefix or STATE_PREFIX)
         if running is not None:
             # The job the tags name still runs; another started on this version (two deliveries at once) may
             # have hashed it already, and then that decides.
@@ -242,6 +244,17 @@ class ServerHash:
         if "tag" not in settings.action_verified | settings.action_failed:
             return ObjectResult(pending)
         return mark(pending, job_id, hash_job, store, deadline)
+
+
+def _keep_listed(ledger: HashLedger, target: OutputObject, etag: str, hash_job: str, job_id: str,
+                 deadline: Deadline) -> None:
+    """The job whose callback this is, listed in the version's record if a concurrent write lost it; a record
+    that cannot be read or written changes no verdict (the callback's own answer stands)."""
+    try:
+        ledger.ensure_listed(target, etag, hash_job, job_id, deadline)
+    except (TransientError, StorageError) as exc:
+        log.warning("the FileHashCode job that hashed the object could not be listed in its record",
+                    hashJobId=hash_job, reason=str(exc))
 
 
 def _release(ledger: HashLedger, target: OutputObject, etag: str, token: str, deadline: Deadline) -> None:

@@ -928,10 +928,7 @@ def problems_on_replay(run: Run) -> list[str]:
 # Defects the schedules found that have a failing test of their own (below): the schedules set them aside
 # and go on hunting for others; test_random_schedules_without_exemptions does not.
 # An entry: (the failing example's name, a predicate on a problem's text).
-KNOWN_DEFECTS: list[tuple[str, Callable[[str], object]]] = [
-    ("test_a_hash_job_the_record_lost_does_not_leave_a_hashed_version_in_error",
-     lambda problem: "although CI hashed it" in problem),
-]
+KNOWN_DEFECTS: list[tuple[str, Callable[[str], object]]] = []
 
 
 def unexplained(problems: list[str]) -> list[str]:
