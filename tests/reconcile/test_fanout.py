@@ -44,7 +44,11 @@ def test_a_backlog_is_handed_to_workers_and_verified_within_their_limits(emulato
     result = tick.handle(TIMER, context("tick-1"))["sweep"]
     took = (datetime.now(timezone.utc) - started).total_seconds()
     assert took < LIMIT_MS / 1000
-    assert result["workers"] > 0 and result["handedOff"] + result["checked"] == 150
+    # On a loaded machine the tick may run out of time before it has placed every job: it then says how many
+    # it left (a WARNING the alarm fires on), and the next tick resumes with them.
+    left = result["leftUnchecked"]
+    assert result["workers"] > 0 and result["handedOff"] + result["checked"] + left == 150
+    assert result["stoppedEarly"] == bool(left)
     assert result["workers"] <= 20  # RECONCILE_WORKERS
     scf.wait_idle(timeout=60)
     invocations = scf.invocations
@@ -56,10 +60,11 @@ def test_a_backlog_is_handed_to_workers_and_verified_within_their_limits(emulato
         assert len(json.dumps(invocation.payload)) <= 128 * 1024 and order["handedOffBy"] == "tick-1"
     handed = [i for inv in invocations for i in inv.payload[WORKER_KEY]["reconcile"]["jobIds"]]
     assert len(handed) == len(set(handed)) == result["handedOff"]
-    assert all(emulator.tags(BUCKET, output_key(n)) == {VERIFY_TAG: "verified", JOB_TAG: job_id(n)}
-               for n in range(150))
+    verified = [n for n in range(150)
+                if emulator.tags(BUCKET, output_key(n)) == {VERIFY_TAG: "verified", JOB_TAG: job_id(n)}]
+    assert len(verified) == 150 - left
     # Each output was tagged once: no job was checked by two invocations.
-    assert len(requests_of(emulator, "PUT", "out/", query="tagging")) == 150
+    assert len(requests_of(emulator, "PUT", "out/", query="tagging")) == 150 - left
     # Workers read the jobs back from CI, ten ids at a time; the tick never asks CI for a job it listed.
     describes = [r for r in emulator.requests if r.service == "ci" and r.key.startswith("jobs/")]
     assert sum(len(r.key[len("jobs/"):].split(",")) for r in describes) == result["handedOff"]
@@ -67,9 +72,21 @@ def test_a_backlog_is_handed_to_workers_and_verified_within_their_limits(emulato
 
     emulator.clear_requests()
     second = tick.handle(TIMER, context("tick-2"))["sweep"]  # the workers reported back through their markers
-    # The handed-off jobs were held by id: one HEAD each finds their marker; nothing is listed again.
-    assert (second["listed"], second["checked"], second["handedOff"]) == (0, 0, 0)
-    assert (second["alreadyDone"], second["held"]) == (result["handedOff"], 0)
+    # The handed-off jobs were held by id: one HEAD each finds their marker.
+    assert second["alreadyDone"] >= result["handedOff"]
+    if not left:
+        # Nothing is listed again, nothing is left to check.
+        assert (second["listed"], second["checked"], second["handedOff"], second["held"]) == (0, 0, 0, 0)
+    for number in range(3, 8):  # what tick-1 left (a loaded machine) is resumed, fanned out again if need be
+        scf.wait_idle(timeout=60)
+        if all(emulator.tags(BUCKET, output_key(n)) == {VERIFY_TAG: "verified", JOB_TAG: job_id(n)}
+               for n in range(150)):
+            break
+        tick.handle(TIMER, context(f"tick-{number}"))
+    assert all(emulator.tags(BUCKET, output_key(n)) == {VERIFY_TAG: "verified", JOB_TAG: job_id(n)}
+               for n in range(150))
+    if left:
+        tick.handle(TIMER, context("tick-last"))
     assert json.loads(emulator.object_bytes(BUCKET, CHECKPOINT))["handedOff"] == {}
 
 
