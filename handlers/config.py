@@ -260,10 +260,6 @@ def key_prefix(env: Mapping[str, str], name: str) -> str:
     return prefix
 
 
-# The report command (operations/report_command/) reads these two on its own, by these names.
-_endpoint, _report_prefix = endpoint, key_prefix
-
-
 # --- what the notification code shares with NOTIFY_FORMAT's reading (operations/settings.py) ---------
 
 def notify_format_of(url: str, chosen: str = "") -> str:

@@ -23,7 +23,7 @@ from typing import TextIO
 
 import urllib3
 
-from handlers.config import ConfigError, Settings, _endpoint, _report_prefix
+from handlers.config import ConfigError, Settings, endpoint, key_prefix
 from handlers.operations.report_command.listing import CosListing, collect
 from handlers.operations.report_command.render import FORMATS, render
 from handlers.operations.report_command.summarise import Summary, since_cutoff
@@ -56,7 +56,7 @@ def local_settings(env: Mapping[str, str]) -> Settings:
         raise ConfigError(missing[0], f"{' and '.join(missing)} must be set: the keys of a CAM user or role "
                                       "allowed cos:GetBucket, cos:GetObject and cos:GetObjectTagging")
     return Settings(secret_id=env["TENCENTCLOUD_SECRETID"].strip(), secret_key=env["TENCENTCLOUD_SECRETKEY"].strip(),
-                    token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None, cos_endpoint=_endpoint(env, "COS_ENDPOINT"))
+                    token=env.get("TENCENTCLOUD_SESSIONTOKEN") or None, cos_endpoint=endpoint(env, "COS_ENDPOINT"))
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None,
@@ -69,8 +69,8 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         if not region:
             raise ValueError("--region is needed, or DEFAULT_REGION or TENCENTCLOUD_REGION in the environment")
         since = since_cutoff(args.since, datetime.now(timezone.utc)) if args.since else None
-        reports_prefix = _report_prefix({"REPORT_PREFIX": args.reports_prefix if args.reports_prefix is not None
-                                         else env.get("REPORT_PREFIX", "")}, "REPORT_PREFIX")
+        reports_prefix = key_prefix({"REPORT_PREFIX": args.reports_prefix if args.reports_prefix is not None
+                                     else env.get("REPORT_PREFIX", "")}, "REPORT_PREFIX")
         settings = local_settings(env)
     except (ValueError, ConfigError) as exc:
         print(f"error: {exc}", file=err)
